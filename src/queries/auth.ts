@@ -1,0 +1,37 @@
+import type { Kysely } from 'kysely'
+import type { Database } from '../db/types.js'
+
+export interface AuthUser {
+  id: number
+  username: string
+  role: number
+  status: number
+}
+
+export interface ApiKeyOwner {
+  tokenId: number
+  userId: number
+}
+
+/** Served by the unique index on users.access_token. */
+export async function findUserByAccessToken (db: Kysely<Database>, accessToken: string): Promise<AuthUser | undefined> {
+  return await db.selectFrom('users')
+    .select(['id', 'username', 'role', 'status'])
+    .where('access_token', '=', accessToken)
+    .executeTakeFirst()
+}
+
+/**
+ * A key that can read its logs: not deleted, not disabled (status 2), owner enabled. Expired (3)
+ * and exhausted (4) keys still see their history. Served by the unique index on tokens.key.
+ */
+export async function findTokenByKey (db: Kysely<Database>, key: string): Promise<ApiKeyOwner | undefined> {
+  return await db.selectFrom('tokens')
+    .innerJoin('users', 'users.id', 'tokens.user_id')
+    .select(['tokens.id as tokenId', 'tokens.user_id as userId'])
+    .where('tokens.key', '=', key)
+    .where('tokens.deleted_at', 'is', null)
+    .where('tokens.status', '<>', 2)
+    .where('users.status', '=', 1)
+    .executeTakeFirst()
+}

@@ -1,0 +1,108 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Envelope, errorResponses } from '../../schemas/common.js'
+import { adminFilterProps, AdminItemListSchema, AdminItemSchema, commonFilterProps, KeywordSchema, PageSchema, pageProps, requestIdProp, TypeFilterSchema } from '../../schemas/log.js'
+import { StatSchema } from '../../schemas/stat.js'
+import { countLogs, listAdminLogs, searchAdminLogs, statLogs } from '../../queries/logs.js'
+import { purgeLogsBefore } from '../../queries/purge.js'
+import { PurgeRunningError, TargetTimestampRequiredError } from '../../errors.js'
+import { ok, toFilter, toKeyword, toPage } from './params.js'
+import { SEARCH_LIMIT, userSecurity } from './shared.js'
+
+const ListQuerySchema = Type.Object({
+  ...pageProps,
+  type: Type.Optional(TypeFilterSchema),
+  ...commonFilterProps,
+  ...adminFilterProps,
+  ...requestIdProp
+})
+
+const StatQuerySchema = Type.Object({
+  type: Type.Optional({ ...TypeFilterSchema, default: 2, description: 'log type, default 2 (consume), 0 = all types' }),
+  ...commonFilterProps,
+  ...adminFilterProps
+})
+
+const SearchQuerySchema = Type.Object({ keyword: KeywordSchema })
+
+const PurgeQuerySchema = Type.Object({
+  target_timestamp: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'unix seconds; rows with created_at strictly below it are deleted' })
+})
+
+export interface AdminRoutesOptions {
+  purgeBatchSize: number
+}
+
+const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, opts) => {
+  app.get('/', {
+    schema: {
+      operationId: 'listLogs',
+      summary: 'List every log row of the site, newest first',
+      tags: ['admin'],
+      security: userSecurity,
+      querystring: ListQuerySchema,
+      response: { 200: Envelope(PageSchema(AdminItemSchema)), ...errorResponses(400, 401, 403, 500, 503) }
+    },
+    config: { failureMessage: '获取日志失败' }
+  }, async (request) => {
+    const filter = toFilter(request.query)
+    const page = toPage(request.query, 20)
+    const [items, total] = await Promise.all([listAdminLogs(app.db, filter, page), countLogs(app.db, filter)])
+    return ok({ items, total, page: page.page, page_size: page.pageSize })
+  })
+
+  app.get('/stat', {
+    schema: {
+      operationId: 'getLogStat',
+      summary: 'Quota over a window and rpm/tpm over the last 60 s, over every log row',
+      tags: ['admin'],
+      security: userSecurity,
+      querystring: StatQuerySchema,
+      response: { 200: Envelope(StatSchema), ...errorResponses(400, 401, 403, 500, 503) }
+    },
+    config: { failureMessage: '获取统计信息失败' }
+  }, async (request) => {
+    const filter = { ...toFilter(request.query), type: request.query.type ?? 2 }
+    return ok(await statLogs(app.db, filter, Math.floor(Date.now() / 1000)))
+  })
+
+  app.get('/search', {
+    schema: {
+      operationId: 'searchLogs',
+      summary: 'The 100 newest logs whose content contains the keyword (or whose type equals it)',
+      tags: ['admin'],
+      security: userSecurity,
+      querystring: SearchQuerySchema,
+      response: { 200: Envelope(AdminItemListSchema), ...errorResponses(400, 401, 403, 500, 503) }
+    },
+    config: { failureMessage: '搜索日志失败' }
+  }, async (request) => {
+    const keyword = toKeyword(request.query.keyword)
+    return ok(await searchAdminLogs(app.db, { keyword, limit: SEARCH_LIMIT }))
+  })
+
+  app.delete('/', {
+    schema: {
+      operationId: 'deleteHistoryLogs',
+      summary: 'Delete every log row older than target_timestamp, in batches; answers the number deleted',
+      tags: ['admin'],
+      security: userSecurity,
+      querystring: PurgeQuerySchema,
+      response: { 200: Envelope(Type.Integer({ description: 'rows deleted' })), ...errorResponses(400, 401, 403, 409, 500, 503) }
+    },
+    // Whatever is wrong with the parameter, the contract's message is this one.
+    schemaErrorFormatter: () => new TargetTimestampRequiredError(),
+    config: { failureMessage: '删除日志失败' }
+  }, async (request) => {
+    // Not tied to the request: a purge under way finishes even if its client goes away.
+    const deleted = await purgeLogsBefore(app.db, {
+      before: request.query.target_timestamp,
+      batchSize: opts.purgeBatchSize,
+      onBatch: (n, total) => { request.log.debug({ deleted: n, total }, 'purge batch') }
+    })
+    if (deleted === null) throw new PurgeRunningError()
+    request.log.info({ deleted, before: request.query.target_timestamp }, 'history purged')
+    return ok(deleted)
+  })
+}
+
+export default adminRoutes

@@ -1,0 +1,74 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Envelope, errorResponses } from '../../schemas/common.js'
+import { commonFilterProps, KeywordSchema, PageSchema, pageProps, requestIdProp, TypeFilterSchema, UserItemListSchema, UserItemSchema } from '../../schemas/log.js'
+import { StatSchema } from '../../schemas/stat.js'
+import { countLogs, listUserLogs, searchUserLogs, statLogs } from '../../queries/logs.js'
+import { currentUser, ok, toFilter, toKeyword, toPage } from './params.js'
+import { SEARCH_LIMIT, userSecurity } from './shared.js'
+
+// `username` and `channel` are not declared: unknown parameters are dropped by validation, so a
+// user sees their own rows whatever the query says.
+const SelfListQuerySchema = Type.Object({
+  ...pageProps,
+  type: Type.Optional(TypeFilterSchema),
+  ...commonFilterProps,
+  ...requestIdProp
+})
+
+const SelfStatQuerySchema = Type.Object({
+  type: Type.Optional({ ...TypeFilterSchema, default: 2, description: 'log type, default 2 (consume), 0 = all types' }),
+  ...commonFilterProps
+})
+
+const SelfSearchQuerySchema = Type.Object({ keyword: KeywordSchema })
+
+const selfRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.get('/self', {
+    schema: {
+      operationId: 'listSelfLogs',
+      summary: "List the caller's own logs, newest first",
+      tags: ['user'],
+      security: userSecurity,
+      querystring: SelfListQuerySchema,
+      response: { 200: Envelope(PageSchema(UserItemSchema)), ...errorResponses(400, 401, 403, 500, 503) }
+    },
+    config: { failureMessage: '获取日志失败' }
+  }, async (request) => {
+    const filter = { ...toFilter(request.query), userId: currentUser(request).id }
+    const page = toPage(request.query, 20)
+    const [items, total] = await Promise.all([listUserLogs(app.db, filter, page), countLogs(app.db, filter)])
+    return ok({ items, total, page: page.page, page_size: page.pageSize })
+  })
+
+  app.get('/self/stat', {
+    schema: {
+      operationId: 'getSelfLogStat',
+      summary: "Quota over a window and rpm/tpm over the last 60 s, of the caller's own logs",
+      tags: ['user'],
+      security: userSecurity,
+      querystring: SelfStatQuerySchema,
+      response: { 200: Envelope(StatSchema), ...errorResponses(400, 401, 403, 500, 503) }
+    },
+    config: { failureMessage: '获取统计信息失败' }
+  }, async (request) => {
+    const filter = { ...toFilter(request.query), type: request.query.type ?? 2, userId: currentUser(request).id }
+    return ok(await statLogs(app.db, filter, Math.floor(Date.now() / 1000)))
+  })
+
+  app.get('/self/search', {
+    schema: {
+      operationId: 'searchSelfLogs',
+      summary: "The 100 newest of the caller's logs whose content contains the keyword (or whose type equals it)",
+      tags: ['user'],
+      security: userSecurity,
+      querystring: SelfSearchQuerySchema,
+      response: { 200: Envelope(UserItemListSchema), ...errorResponses(400, 401, 403, 500, 503) }
+    },
+    config: { failureMessage: '搜索日志失败' }
+  }, async (request) => {
+    const keyword = toKeyword(request.query.keyword)
+    return ok(await searchUserLogs(app.db, { keyword, userId: currentUser(request).id, limit: SEARCH_LIMIT }))
+  })
+}
+
+export default selfRoutes

@@ -1,0 +1,5 @@
+export const SEARCH_LIMIT = 100
+
+// OpenAPI security requirements (the schemes are declared in app.ts).
+export const userSecurity: Array<Record<string, string[]>> = [{ accessToken: [], newApiUser: [] }]
+export const apiKeySecurity: Array<Record<string, string[]>> = [{ apiKeyHeader: [] }, { apiKeyQuery: [] }]

@@ -1,0 +1,54 @@
+import cors from '@fastify/cors'
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Envelope, errorResponses } from '../../schemas/common.js'
+import { UserItemListSchema } from '../../schemas/log.js'
+import { listUserLogs } from '../../queries/logs.js'
+import { ok, toPage } from './params.js'
+import { apiKeySecurity } from './shared.js'
+
+const TokenLogsQuerySchema = Type.Object({
+  key: Type.Optional(Type.String({ maxLength: 1024, description: 'the API key (a leading sk- is stripped); prefer the Authorization header, which keeps it out of access logs' })),
+  p: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1, description: 'page, 1-based' })),
+  page_size: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 }))
+})
+
+export interface TokenRoutesOptions {
+  rateLimitMax: number
+  rateLimitWindowMs: number
+}
+
+/**
+ * GET /api/log/token: the one public, cross-origin route. CORS is registered inside this scope
+ * only, so no other route sends CORS headers; the rate limit runs before the key is looked up.
+ */
+const tokenRoutes: FastifyPluginAsyncTypebox<TokenRoutesOptions> = async (app, opts) => {
+  await app.register(cors, {
+    origin: '*',
+    methods: ['GET', 'OPTIONS'],
+    allowedHeaders: ['Authorization', 'Content-Type'],
+    exposedHeaders: ['Retry-After', 'X-RateLimit-Limit', 'X-RateLimit-Remaining', 'X-RateLimit-Reset'],
+    maxAge: 600
+  })
+
+  app.get('/', {
+    schema: {
+      operationId: 'listTokenLogs',
+      summary: "Logs of one API key, newest first (public, CORS, rate limited per client IP)",
+      tags: ['token'],
+      security: apiKeySecurity,
+      querystring: TokenLogsQuerySchema,
+      response: { 200: Envelope(UserItemListSchema), ...errorResponses(400, 401, 429, 500, 503) }
+    },
+    config: {
+      failureMessage: '获取日志失败',
+      rateLimit: { max: opts.rateLimitMax, timeWindow: opts.rateLimitWindowMs }
+    },
+    preValidation: async (request, reply) => { await app.authenticateApiKey(request, reply) }
+  }, async (request) => {
+    const owner = request.apiKey
+    if (owner === null) throw new Error('route reached without an API key')
+    return ok(await listUserLogs(app.db, { tokenId: owner.tokenId }, toPage(request.query, 100)))
+  })
+}
+
+export default tokenRoutes

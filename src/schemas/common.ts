@@ -1,0 +1,44 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+
+export const ErrorResponseSchema = Type.Object({
+  success: Type.Literal(false),
+  message: Type.String(),
+  code: Type.Optional(Type.String({ description: 'stable machine-readable error code, e.g. LOG_BAD_PARAMETER' }))
+}, { $id: 'ErrorResponse', title: 'ErrorResponse' })
+
+/**
+ * A $ref to a shared schema (registered once with app.addSchema), so the OpenAPI document has one
+ * component per shape; Unsafe keeps the static type for the type provider.
+ */
+export function ref<T extends TSchema> (schema: T, options: { description?: string } = {}) {
+  if (schema.$id === undefined) throw new Error('ref() needs a schema with an $id')
+  return Type.Unsafe<Static<T>>(Type.Ref(schema.$id, options))
+}
+
+const ERROR_DESCRIPTIONS: Record<number, string> = {
+  400: 'A parameter is missing, malformed or out of range (the message names it)',
+  401: 'No credentials, unknown access token or key, or New-Api-User missing or not matching',
+  403: 'Authenticated, but the user is disabled or the role is too low',
+  409: 'A history purge is already running',
+  429: 'Rate limit exceeded; see the Retry-After header',
+  500: 'Database failure',
+  503: 'Database unavailable or the statement timed out; retry later'
+}
+
+/** Response schemas for the error statuses a route can answer, each in the one error envelope. */
+export function errorResponses (...statuses: number[]) {
+  const out: Record<number, TSchema> = {}
+  for (const status of statuses) {
+    out[status] = ref(ErrorResponseSchema, { description: ERROR_DESCRIPTIONS[status] })
+  }
+  return out
+}
+
+/** The success envelope around a route's data. */
+export function Envelope<T extends TSchema> (data: T) {
+  return Type.Object({
+    success: Type.Literal(true),
+    message: Type.String(),
+    data
+  })
+}

@@ -1,0 +1,84 @@
+import { Type, type Static } from '@sinclair/typebox'
+import { ref } from './common.js'
+
+// Wire shapes of a log row. fast-json-stringify writes only the properties listed here, so these
+// schemas are what keeps channel_id, channel_name, ip and other away from users.
+
+const userItemProps = {
+  id: Type.Integer(),
+  user_id: Type.Integer(),
+  created_at: Type.Integer({ description: 'unix seconds' }),
+  type: Type.Integer({ description: '1 top-up, 2 consume, 3 manage, 4 error, 5 system (0..7 stored)' }),
+  content: Type.String(),
+  token_name: Type.String(),
+  model_name: Type.String(),
+  quota: Type.Integer(),
+  prompt_tokens: Type.Integer(),
+  completion_tokens: Type.Integer(),
+  use_time: Type.Integer({ description: 'seconds' }),
+  is_stream: Type.Boolean(),
+  group: Type.String(),
+  request_id: Type.String()
+}
+
+export const UserItemSchema = Type.Object(userItemProps, { $id: 'UserLogItem', title: 'UserLogItem', additionalProperties: false })
+
+export const AdminItemSchema = Type.Object({
+  ...userItemProps,
+  username: Type.String(),
+  channel_id: Type.Integer(),
+  channel_name: Type.String({ description: 'channels.name; empty when the channel is unknown' }),
+  token_id: Type.Integer(),
+  ip: Type.String(),
+  other: Type.String({ description: 'JSON-encoded string, as stored' })
+}, { $id: 'AdminLogItem', title: 'AdminLogItem', additionalProperties: false })
+
+export type UserItem = Static<typeof UserItemSchema>
+export type AdminItem = Static<typeof AdminItemSchema>
+
+export const UserItemListSchema = Type.Array(ref(UserItemSchema))
+export const AdminItemListSchema = Type.Array(ref(AdminItemSchema))
+
+// ---- query-string pieces shared by the list, stat and search routes ----
+
+const MAX_TIMESTAMP = Number.MAX_SAFE_INTEGER
+
+export const TypeFilterSchema = Type.Integer({ minimum: 0, maximum: 7, description: 'log type, 0 = all types' })
+export const TimestampSchema = Type.Integer({ minimum: 0, maximum: MAX_TIMESTAMP, description: 'unix seconds, inclusive' })
+const NameSchema = (description: string) => Type.String({ maxLength: 255, description: `${description}; exact match, empty = no filter` })
+
+/** Filters every list and stat route takes (self and admin). */
+export const commonFilterProps = {
+  start_timestamp: Type.Optional(TimestampSchema),
+  end_timestamp: Type.Optional(TimestampSchema),
+  token_name: Type.Optional(NameSchema('token name')),
+  model_name: Type.Optional(NameSchema('model name')),
+  group: Type.Optional(NameSchema('group'))
+}
+
+/** Filters only admins may use. */
+export const adminFilterProps = {
+  username: Type.Optional(NameSchema('username')),
+  channel: Type.Optional(Type.Integer({ minimum: 0, maximum: 2_147_483_647, description: 'channel id, 0 = all channels' }))
+}
+
+export const pageProps = {
+  p: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1, description: 'page, 1-based' })),
+  page_size: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 }))
+}
+
+export const requestIdProp = {
+  request_id: Type.Optional(Type.String({ maxLength: 64, description: 'exact match, empty = no filter' }))
+}
+
+export const KeywordSchema = Type.String({
+  maxLength: 1024,
+  description: 'trimmed, then 1..128 characters; matched literally and case-insensitively against content, or equal to type when an integer'
+})
+
+export const PageSchema = <T extends typeof UserItemSchema | typeof AdminItemSchema>(item: T) => Type.Object({
+  items: Type.Array(ref(item)),
+  total: Type.Integer({ description: 'number of rows matching the filters' }),
+  page: Type.Integer(),
+  page_size: Type.Integer()
+})

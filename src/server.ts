@@ -1,0 +1,58 @@
+import closeWithGrace from 'close-with-grace'
+import { buildApp } from './app.js'
+import { ensureRootUser } from './bootstrap.js'
+import { loadConfig, type Config } from './config.js'
+import { startEmbeddedPostgres, type EmbeddedServer } from './db/embedded.js'
+import { migrateToLatest } from './db/migrate.js'
+import { createDb, createPool } from './db/pool.js'
+
+function readConfig (): Config {
+  try {
+    return loadConfig()
+  } catch (err) {
+    process.stderr.write(`invalid configuration: ${err instanceof Error ? err.message : String(err)}\n`)
+    process.exit(1)
+  }
+}
+
+const config = readConfig()
+
+let embedded: EmbeddedServer | undefined
+let databaseUrl = config.DATABASE_URL
+if (databaseUrl === undefined) {
+  process.stdout.write(`DATABASE_URL not set: starting embedded PostgreSQL (data in ${config.EMBEDDED_PG_DIR}, port ${config.EMBEDDED_PG_PORT})\n`)
+  embedded = await startEmbeddedPostgres({ dataDir: config.EMBEDDED_PG_DIR, port: config.EMBEDDED_PG_PORT, database: 'logs' })
+  databaseUrl = embedded.url
+}
+
+// Migrations and the first-start root user run on their own short-lived connection, before the
+// app's pool exists.
+const setupDb = createDb(createPool({ connectionString: databaseUrl, max: 1, statementTimeoutMs: 0 }))
+try {
+  await migrateToLatest(setupDb)
+  const root = await ensureRootUser(setupDb, config.ROOT_ACCESS_TOKEN)
+  if (root.created) {
+    const token = root.generatedToken ?? '$ROOT_ACCESS_TOKEN'
+    // Printed once, on the console and not through the logger, so it never reaches log storage.
+    process.stdout.write([
+      '',
+      `Created root user (id ${root.userId}). Call the API with:`,
+      `  curl -H 'Authorization: Bearer ${token}' -H 'New-Api-User: ${root.userId}' http://${config.HOST}:${config.PORT}/api/log/`,
+      'This token is shown only now.',
+      ''
+    ].join('\n') + '\n')
+  }
+} finally {
+  await setupDb.destroy()
+}
+
+const app = await buildApp({ ...config, DATABASE_URL: databaseUrl })
+
+closeWithGrace({ delay: 10_000 }, async ({ err, signal }) => {
+  if (err !== undefined) app.log.error({ err }, 'shutting down after an error')
+  else app.log.info({ signal }, 'shutting down')
+  await app.close()
+  await embedded?.stop()
+})
+
+await app.listen({ host: config.HOST, port: config.PORT })
