@@ -30,6 +30,11 @@ export function redactUrl (url: string): string {
   return `${url.slice(0, q)}?${pairs.join('&')}`
 }
 
+/** pg errors carry their client (connection parameters and all): log only what helps. */
+export function serializeError (err: Error & { code?: unknown }) {
+  return { type: err.name, message: err.message, code: err.code, stack: err.stack ?? '' }
+}
+
 export async function buildApp (config: AppConfig, overrides: FastifyHttpOptions<Server> = {}) {
   const app = Fastify({
     logger: {
@@ -39,7 +44,8 @@ export async function buildApp (config: AppConfig, overrides: FastifyHttpOptions
       serializers: {
         req (request: FastifyRequest) {
           return { method: request.method, url: redactUrl(request.url), remoteAddress: request.ip }
-        }
+        },
+        err: serializeError
       }
     },
     // proxy-addr takes a hop count too; Fastify's types only lack the number form.

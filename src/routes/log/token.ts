@@ -33,7 +33,7 @@ const tokenRoutes: FastifyPluginAsyncTypebox<TokenRoutesOptions> = async (app, o
   app.get('/', {
     schema: {
       operationId: 'listTokenLogs',
-      summary: "Logs of one API key, newest first (public, CORS, rate limited per client IP)",
+      summary: 'Logs of one API key, newest first (public, CORS, rate limited per client IP)',
       tags: ['token'],
       security: apiKeySecurity,
       querystring: TokenLogsQuerySchema,
