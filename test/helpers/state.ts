@@ -4,8 +4,11 @@ import path from 'node:path'
 // How the tap `before` script tells the test files where PostgreSQL is (the port of a throwaway
 // embedded server is only known once it runs).
 
-export const stateFile = path.join(import.meta.dirname, '..', '..', '.tap', 'test-db.json')
-export const TEMPLATE_DB = 'log_test_template'
+// Keyed by the tap runner's pid (the parent of the before/after scripts and of every test file),
+// so that two runs at once, on one machine or one server, keep out of each other's way.
+const runId = process.ppid
+export const stateFile = path.join(import.meta.dirname, '..', '..', '.tap', `test-db-${runId}.json`)
+export const TEMPLATE_DB = `log_test_template_${runId}`
 
 export interface TestDbState {
   /** a URL to the server's maintenance database, for CREATE/DROP DATABASE */
