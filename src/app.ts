@@ -35,19 +35,25 @@ export function serializeError (err: Error & { code?: unknown }) {
   return { type: err.name, message: err.message, code: err.code, stack: err.stack ?? '' }
 }
 
+/**
+ * Authorization and New-Api-User are never logged (the request serializer logs no headers); the
+ * URL is logged without the API key. Tests add a `stream` to read what would be written.
+ */
+export function loggerOptions (level: string) {
+  return {
+    level,
+    serializers: {
+      req (request: FastifyRequest) {
+        return { method: request.method, url: redactUrl(request.url), remoteAddress: request.ip }
+      },
+      err: serializeError
+    }
+  }
+}
+
 export async function buildApp (config: AppConfig, overrides: FastifyHttpOptions<Server> = {}) {
   const app = Fastify({
-    logger: {
-      level: config.LOG_LEVEL,
-      // Authorization and New-Api-User are never logged (pino's default request serializer logs no
-      // headers); the URL is logged without the API key.
-      serializers: {
-        req (request: FastifyRequest) {
-          return { method: request.method, url: redactUrl(request.url), remoteAddress: request.ip }
-        },
-        err: serializeError
-      }
-    },
+    logger: loggerOptions(config.LOG_LEVEL),
     // proxy-addr takes a hop count too; Fastify's types only lack the number form.
     trustProxy: parseTrustProxy(config.TRUST_PROXY) as FastifyServerOptions['trustProxy'],
     routerOptions: {
