@@ -29,7 +29,9 @@ export const ConfigSchema = Type.Object({
 export type Config = Static<typeof ConfigSchema>
 
 export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
-  return envSchema<Config>({ schema: ConfigSchema, data: env, dotenv: false })
+  // `FOO=` (as compose writes `${FOO:-}`) means unset, not an empty value that fails validation.
+  const data = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''))
+  return envSchema<Config>({ schema: ConfigSchema, data, dotenv: false })
 }
 
 /** Fastify's trustProxy from the TRUST_PROXY string. */

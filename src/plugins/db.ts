@@ -25,7 +25,9 @@ export default fp<DbPluginOptions>(async function dbPlugin (app, opts) {
   })
   // An idle client whose server went away emits 'error' on the pool; unhandled, that would
   // crash the process. The next query reconnects (or answers 503 while the server is down).
-  pool.on('error', (err) => { app.log.warn({ err }, 'idle database connection lost') })
+  pool.on('error', (err: Error & { code?: string }) => {
+    app.log.warn({ code: err.code, reason: err.message }, 'idle database connection lost')
+  })
 
   const db = createDb(pool)
   app.decorate('db', db)
