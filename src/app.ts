@@ -8,6 +8,7 @@ import { parseTrustProxy, type Config } from './config.js'
 import { setErrorHandlers } from './error-handler.js'
 import { BadParameterError, RateLimitedError } from './errors.js'
 import { INVALID_PARAM, parseQueryString, type ParsedQuery } from './lib/querystring.js'
+import { validatorCompiler } from './lib/validator.js'
 import authPlugin from './plugins/auth.js'
 import dbPlugin from './plugins/db.js'
 import logRoutes from './routes/log/index.js'
@@ -63,6 +64,7 @@ export async function buildApp (config: AppConfig, overrides: FastifyHttpOptions
     ...overrides
   }).withTypeProvider<TypeBoxTypeProvider>()
 
+  app.setValidatorCompiler(validatorCompiler)
   setErrorHandlers(app)
   app.addSchema(ErrorResponseSchema)
   app.addSchema(UserItemSchema)

@@ -31,7 +31,8 @@ export type Config = Static<typeof ConfigSchema>
 export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   // `FOO=` (as compose writes `${FOO:-}`) means unset, not an empty value that fails validation.
   const data = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''))
-  return envSchema<Config>({ schema: ConfigSchema, data, dotenv: false })
+  // env: false, or env-schema would merge process.env under the environment it was given.
+  return envSchema<Config>({ schema: ConfigSchema, data, env: false, dotenv: false })
 }
 
 /** Fastify's trustProxy from the TRUST_PROXY string. */

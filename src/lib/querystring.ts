@@ -40,6 +40,9 @@ export function parseQueryString (input: string): ParsedQuery {
       out[INVALID_PARAM] ??= { name: name.replace(/\0/g, '\\0'), reason: 'must not contain NUL bytes' }
       continue
     }
+    // `channel=` or `page_size=` (as gateway frontends send for an unset field) means absent,
+    // as in new-api, where an empty value is "no filter" or the default.
+    if (value === '') continue
     const existing = out[name]
     if (existing === undefined) out[name] = value
     else if (Array.isArray(existing)) existing.push(value)

@@ -46,28 +46,26 @@ function parseUserIdHeader (header: string | string[] | undefined): number | 'mi
 }
 
 export default fp<AuthPluginOptions>(async function authPlugin (app, opts) {
-  // A cached entry holds `null` for unknown credentials too, so a client retrying a wrong token
-  // does not reach the database on every request. fetch() merges concurrent lookups of one key.
-  const users = new LRUCache<string, { user: AuthUser | null }>({
+  // Only found credentials are cached: a user or key created a moment ago works at once, and a
+  // status or role change shows within the TTL. fetch() merges concurrent lookups of one key.
+  const users = new LRUCache<string, AuthUser>({
     max: 10_000,
     ttl: Math.max(opts.cacheTtlMs, 1),
-    fetchMethod: async (token) => ({ user: await findUserByAccessToken(app.db, token) ?? null })
+    fetchMethod: async (token) => await findUserByAccessToken(app.db, token)
   })
-  const keys = new LRUCache<string, { owner: ApiKeyOwner | null }>({
+  const keys = new LRUCache<string, ApiKeyOwner>({
     max: 10_000,
     ttl: Math.max(opts.cacheTtlMs, 1),
-    fetchMethod: async (key) => ({ owner: await findTokenByKey(app.db, key) ?? null })
+    fetchMethod: async (key) => await findTokenByKey(app.db, key)
   })
   const noCache = opts.cacheTtlMs === 0
 
   async function lookupUser (token: string) {
-    const hit = await users.fetch(token, { forceRefresh: noCache })
-    return hit?.user ?? null
+    return await users.fetch(token, { forceRefresh: noCache }) ?? null
   }
 
   async function lookupKey (key: string) {
-    const hit = await keys.fetch(key, { forceRefresh: noCache })
-    return hit?.owner ?? null
+    return await keys.fetch(key, { forceRefresh: noCache }) ?? null
   }
 
   app.decorateRequest('user', null)

@@ -71,8 +71,8 @@ export const requestIdProp = {
   request_id: Type.Optional(Type.String({ maxLength: 64, description: 'exact match, empty = no filter' }))
 }
 
+// No maxLength here: the limit applies after trimming (the request line's own size bounds the raw value).
 export const KeywordSchema = Type.String({
-  maxLength: 1024,
   description: 'trimmed, then 1..128 characters; matched literally and case-insensitively against content, or equal to type when an integer'
 })
 

@@ -1,0 +1,169 @@
+// Database trouble: every route answers the error envelope (503 when the database is unreachable,
+// gone or too slow; 500 when a statement fails), never SQL, a stack or driver text, and the app
+// keeps serving once the database is back.
+import t from 'tap'
+import pg from 'pg'
+import { buildApp, type App } from '../../src/app.js'
+import type { Config } from '../../src/config.js'
+import { createTestDatabase, createUser, insertLogs, testConfig, type TestUser } from '../helpers/app.js'
+import { readState, TEMPLATE_DB } from '../helpers/state.js'
+
+// Driver and SQL text that must never reach a client.
+const LEAK = /ECONNREFUSED|ECONNRESET|127\.0\.0\.1|postgres|select |from logs|relation|column|does not exist|terminat|timeout|statement|stack|\bat .*\.(?:js|ts)|node_modules|canceling/i
+
+type Assert = Pick<typeof t, 'equal' | 'type' | 'not' | 'notMatch' | 'strictSame'>
+
+/** The failure envelope: success false, the expected message, nothing that leaks the cause. */
+function assertFailure (t: Assert, res: { statusCode: number, body: string, json: () => any }, status: number, message: string | null, label: string) {
+  t.equal(res.statusCode, status, `${label}: status`)
+  const body = res.json()
+  t.equal(body.success, false, `${label}: success false`)
+  t.type(body.message, 'string', `${label}: a message`)
+  t.not(body.message, '', `${label}: a non-empty message`)
+  if (message !== null) t.equal(body.message, message, `${label}: message`)
+  t.equal(body.data, undefined, `${label}: no data`)
+  t.notMatch(res.body, LEAK, `${label}: no driver text, SQL or stack`)
+}
+
+async function buildAppOn (t: { teardown: (fn: () => unknown) => void }, url: string, overrides: Partial<Config> = {}): Promise<App> {
+  const app = await buildApp({ ...testConfig(overrides), DATABASE_URL: url })
+  t.teardown(() => app.close())
+  return app
+}
+
+async function adminQuery (sql: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: readState().adminUrl })
+  await admin.connect()
+  try {
+    await admin.query(sql)
+  } finally {
+    await admin.end()
+  }
+}
+
+const headers = { authorization: 'Bearer 0123456789abcdef0123456789abcdef', 'new-api-user': '1' }
+
+t.test('nothing listens where the database should be: 503 envelopes', async (t) => {
+  const app = await buildAppOn(t, 'postgres://postgres:postgres@127.0.0.1:1/x', { DB_CONNECT_TIMEOUT_MS: 200 })
+  const requests: Array<{ method?: 'GET' | 'DELETE', url: string, headers?: Record<string, string> }> = [
+    { url: '/api/log/', headers },
+    { url: '/api/log/self', headers },
+    { url: '/api/log/stat', headers },
+    { url: '/api/log/self/stat', headers },
+    { url: '/api/log/search?keyword=x', headers },
+    { url: '/api/log/self/search?keyword=x', headers },
+    { method: 'DELETE', url: '/api/log/?target_timestamp=100', headers },
+    { url: '/api/log/token?key=x' },
+    { url: '/api/log/token', headers: { authorization: 'Bearer sk-abc' } },
+    { url: '/healthz' }
+  ]
+  for (const r of requests) {
+    const res = await app.inject({ method: r.method ?? 'GET', url: r.url, headers: r.headers })
+    assertFailure(t, res, 503, null, `${r.method ?? 'GET'} ${r.url}`)
+  }
+
+  // Checks that need no database still answer as usual.
+  const anonymous = await app.inject({ url: '/api/log/' })
+  t.equal(anonymous.statusCode, 401, 'no credentials is still a 401')
+  const missing = await app.inject({ url: '/api/log/token' })
+  t.equal(missing.statusCode, 401, 'no key is still a 401')
+})
+
+t.test('the database is dropped while the app runs', async (t) => {
+  const url = await createTestDatabase(t)
+  const name = new URL(url).pathname.slice(1)
+  // The auth cache lets requests get past authentication to the route's own query.
+  const app = await buildAppOn(t, url, { AUTH_CACHE_TTL_MS: 5000 })
+  const admin = await createUser(app.db, { role: 10 })
+  const user = await createUser(app.db)
+  await insertLogs(app.db, [{ user_id: user.id, created_at: 100, type: 2, content: 'hello' }])
+
+  const routes: Array<{ url: string, user: TestUser, message: string }> = [
+    { url: '/api/log/', user: admin, message: '获取日志失败' },
+    { url: '/api/log/self', user, message: '获取日志失败' },
+    { url: '/api/log/search?keyword=hello', user: admin, message: '搜索日志失败' },
+    { url: '/api/log/self/search?keyword=hello', user, message: '搜索日志失败' },
+    { url: '/api/log/stat', user: admin, message: '获取统计信息失败' },
+    { url: '/api/log/self/stat', user, message: '获取统计信息失败' }
+  ]
+  // Warm the auth cache (and the pool) with one good request per user.
+  for (const r of routes) {
+    const res = await app.inject({ url: r.url, headers: r.user.headers })
+    t.equal(res.statusCode, 200, `${r.url} answers before the drop`)
+  }
+
+  await adminQuery(`drop database ${name} with (force)`)
+
+  for (const r of routes) {
+    const res = await app.inject({ url: r.url, headers: r.user.headers })
+    assertFailure(t, res, 503, r.message, `${r.url} after the drop`)
+  }
+  assertFailure(t, await app.inject({ url: '/healthz' }), 503, null, '/healthz after the drop')
+
+  // The database comes back (empty, from the migrated template): the same app serves it.
+  await adminQuery(`create database ${name} template ${TEMPLATE_DB}`)
+  const health = await app.inject({ url: '/healthz' })
+  t.equal(health.statusCode, 200, 'healthz answers again')
+  t.match(health.json(), { success: true })
+  const again = await createUser(app.db, { role: 10 })
+  const list = await app.inject({ url: '/api/log/', headers: again.headers })
+  t.equal(list.statusCode, 200, 'the list answers again')
+  t.strictSame(list.json(), { success: true, message: '', data: { items: [], total: 0, page: 1, page_size: 20 } })
+})
+
+t.test('a statement that runs into statement_timeout answers 503', async (t) => {
+  const url = await createTestDatabase(t)
+  const app = await buildAppOn(t, url, { DB_STATEMENT_TIMEOUT_MS: 100 })
+  const admin = await createUser(app.db, { role: 10 })
+  const user = await createUser(app.db)
+  await insertLogs(app.db, [{ user_id: user.id, created_at: 100, type: 2, content: 'hello' }])
+
+  // Another session locks the logs table: every read of it waits until the timeout cancels it.
+  const locker = new pg.Client({ connectionString: url })
+  await locker.connect()
+  t.teardown(() => locker.end())
+  await locker.query('begin')
+  await locker.query('lock table logs in access exclusive mode')
+  try {
+    const routes: Array<{ url: string, user: TestUser, message: string }> = [
+      { url: '/api/log/', user: admin, message: '获取日志失败' },
+      { url: '/api/log/self', user, message: '获取日志失败' },
+      { url: '/api/log/search?keyword=hello', user: admin, message: '搜索日志失败' },
+      { url: '/api/log/self/search?keyword=hello', user, message: '搜索日志失败' },
+      { url: '/api/log/stat', user: admin, message: '获取统计信息失败' },
+      { url: '/api/log/self/stat', user, message: '获取统计信息失败' }
+    ]
+    for (const r of routes) {
+      assertFailure(t, await app.inject({ url: r.url, headers: r.user.headers }), 503, r.message, `${r.url} while logs is locked`)
+    }
+  } finally {
+    await locker.query('rollback')
+  }
+
+  const res = await app.inject({ url: '/api/log/self', headers: user.headers })
+  t.equal(res.statusCode, 200, 'answers again once the lock is gone')
+  t.equal(res.json().data.total, 1)
+})
+
+t.test('a failing statement answers 500 with the route\'s message and no SQL', async (t) => {
+  const url = await createTestDatabase(t)
+  const app = await buildAppOn(t, url)
+  const admin = await createUser(app.db, { role: 10 })
+  await insertLogs(app.db, [{ user_id: admin.id, created_at: 100, type: 2, content: 'hello' }])
+
+  // A column the queries select is gone (as if the schema had been changed under the service).
+  const ddl = new pg.Client({ connectionString: url })
+  await ddl.connect()
+  t.teardown(() => ddl.end())
+  await ddl.query('alter table logs rename column content to content_moved')
+  try {
+    assertFailure(t, await app.inject({ url: '/api/log/', headers: admin.headers }), 500, '获取日志失败', 'list')
+    assertFailure(t, await app.inject({ url: '/api/log/search?keyword=hello', headers: admin.headers }), 500, '搜索日志失败', 'search')
+  } finally {
+    await ddl.query('alter table logs rename column content_moved to content')
+  }
+
+  const res = await app.inject({ url: '/api/log/search?keyword=hello', headers: admin.headers })
+  t.equal(res.statusCode, 200, 'answers again once the column is back')
+  t.equal(res.json().data.length, 1)
+})

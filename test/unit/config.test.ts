@@ -1,0 +1,133 @@
+import t from 'tap'
+import { ConfigSchema, loadConfig, parseTrustProxy } from '../../src/config.js'
+
+// Every variable the schema knows, so that a test can run without whatever the shell exported.
+const CONFIG_VARS = Object.keys(ConfigSchema.properties)
+
+function clearConfigEnv (t: { teardown: (fn: () => unknown) => void }) {
+  const saved = new Map<string, string>()
+  for (const name of CONFIG_VARS) {
+    const value = process.env[name]
+    if (value !== undefined) saved.set(name, value)
+    delete process.env[name]
+  }
+  t.teardown(() => {
+    for (const name of CONFIG_VARS) delete process.env[name]
+    for (const [name, value] of saved) process.env[name] = value
+  })
+}
+
+t.test('loadConfig', async (t) => {
+  t.test('applies the documented defaults', async (t) => {
+    clearConfigEnv(t)
+    t.strictSame(loadConfig({}), {
+      HOST: '127.0.0.1',
+      PORT: 3000,
+      LOG_LEVEL: 'info',
+      TRUST_PROXY: 'false',
+      TOKEN_RATE_LIMIT_MAX: 60,
+      TOKEN_RATE_LIMIT_WINDOW_MS: 60_000,
+      PURGE_BATCH_SIZE: 5000,
+      DB_POOL_MAX: 10,
+      DB_STATEMENT_TIMEOUT_MS: 10_000,
+      DB_CONNECT_TIMEOUT_MS: 5000,
+      AUTH_CACHE_TTL_MS: 2000,
+      EMBEDDED_PG_DIR: '.data/postgres',
+      EMBEDDED_PG_PORT: 54320
+    })
+  })
+
+  t.test('coerces the strings of the environment to numbers', async (t) => {
+    clearConfigEnv(t)
+    const config = loadConfig({
+      PORT: '8080',
+      DB_POOL_MAX: '25',
+      AUTH_CACHE_TTL_MS: '0',
+      TOKEN_RATE_LIMIT_MAX: '3',
+      LOG_LEVEL: 'warn',
+      DATABASE_URL: 'postgres://u:p@db:5432/logs'
+    })
+    t.equal(config.PORT, 8080)
+    t.equal(config.DB_POOL_MAX, 25)
+    t.equal(config.AUTH_CACHE_TTL_MS, 0)
+    t.equal(config.TOKEN_RATE_LIMIT_MAX, 3)
+    t.equal(config.LOG_LEVEL, 'warn')
+    t.equal(config.DATABASE_URL, 'postgres://u:p@db:5432/logs')
+  })
+
+  t.test('drops variables it does not know', async (t) => {
+    clearConfigEnv(t)
+    const config = loadConfig({ SOMETHING_ELSE: 'x' }) as Record<string, unknown>
+    t.notOk('SOMETHING_ELSE' in config)
+  })
+
+  t.test('reads only the environment it is given', async (t) => {
+    // loadConfig(env) is what tests and tools call with an explicit environment: a variable the
+    // shell happens to export must not leak into that configuration.
+    clearConfigEnv(t)
+    process.env.PORT = '4321'
+    process.env.TOKEN_RATE_LIMIT_MAX = '2'
+    const config = loadConfig({})
+    t.equal(config.PORT, 3000, 'PORT from process.env ignored')
+    t.equal(config.TOKEN_RATE_LIMIT_MAX, 60, 'TOKEN_RATE_LIMIT_MAX from process.env ignored')
+  })
+
+  t.test('rejects bad values with a message naming the variable', async (t) => {
+    clearConfigEnv(t)
+    const cases: Array<[Record<string, string>, RegExp]> = [
+      [{ PORT: 'abc' }, /PORT/],
+      [{ PORT: '70000' }, /PORT/],
+      [{ PORT: '1.5' }, /PORT/],
+      [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL/],
+      [{ DB_POOL_MAX: '0' }, /DB_POOL_MAX/],
+      [{ DB_POOL_MAX: '1001' }, /DB_POOL_MAX/],
+      [{ TOKEN_RATE_LIMIT_MAX: '0' }, /TOKEN_RATE_LIMIT_MAX/],
+      [{ PURGE_BATCH_SIZE: '0' }, /PURGE_BATCH_SIZE/],
+      [{ DB_STATEMENT_TIMEOUT_MS: '10' }, /DB_STATEMENT_TIMEOUT_MS/],
+      [{ ROOT_ACCESS_TOKEN: 'short' }, /ROOT_ACCESS_TOKEN/]
+    ]
+    for (const [env, message] of cases) {
+      t.throws(() => loadConfig(env), { message }, JSON.stringify(env))
+    }
+  })
+
+  t.test('keeps AUTH_CACHE_TTL_MS within the few seconds the contract allows', async (t) => {
+    clearConfigEnv(t)
+    t.equal(loadConfig({ AUTH_CACHE_TTL_MS: '5000' }).AUTH_CACHE_TTL_MS, 5000)
+    t.throws(() => loadConfig({ AUTH_CACHE_TTL_MS: '5001' }), { message: /AUTH_CACHE_TTL_MS/ })
+    t.throws(() => loadConfig({ AUTH_CACHE_TTL_MS: '60000' }), { message: /AUTH_CACHE_TTL_MS/ })
+    t.throws(() => loadConfig({ AUTH_CACHE_TTL_MS: '-1' }), { message: /AUTH_CACHE_TTL_MS/ })
+  })
+
+  t.test('lists every bad variable at once', async (t) => {
+    clearConfigEnv(t)
+    t.throws(() => loadConfig({ PORT: 'abc', DB_POOL_MAX: '0' }), { message: /PORT[\s\S]*DB_POOL_MAX|DB_POOL_MAX[\s\S]*PORT/ })
+  })
+})
+
+t.test('parseTrustProxy', async (t) => {
+  t.test('off', async (t) => {
+    for (const value of ['', 'false', 'FALSE', ' false ', '0']) {
+      t.equal(parseTrustProxy(value), false, JSON.stringify(value))
+    }
+  })
+
+  t.test('every hop', async (t) => {
+    for (const value of ['true', 'TRUE', ' True ']) {
+      t.equal(parseTrustProxy(value), true, JSON.stringify(value))
+    }
+  })
+
+  t.test('a hop count', async (t) => {
+    t.equal(parseTrustProxy('1'), 1)
+    t.equal(parseTrustProxy('2'), 2)
+    t.equal(parseTrustProxy(' 3 '), 3)
+  })
+
+  t.test('a list of addresses and CIDRs', async (t) => {
+    t.strictSame(parseTrustProxy('127.0.0.1'), ['127.0.0.1'])
+    t.strictSame(parseTrustProxy('loopback, 10.0.0.0/8'), ['loopback', '10.0.0.0/8'])
+    t.strictSame(parseTrustProxy('loopback,,10.0.0.1,'), ['loopback', '10.0.0.1'])
+    t.strictSame(parseTrustProxy('::1, fd00::/8'), ['::1', 'fd00::/8'])
+  })
+})
