@@ -1,0 +1,314 @@
+import t, { type Test } from 'tap'
+import { sql, type Insertable } from 'kysely'
+import type { App } from '../../src/app.js'
+import type { LogsTable } from '../../src/db/types.js'
+import { buildTestApp, createUser, insertLogs, type TestUser } from '../helpers/app.js'
+
+// GET /api/log/search (admin) and GET /api/log/self/search (user): keyword rules, literal and
+// case-insensitive matching, the integer-keyword type match, the 100-newest cap.
+
+const T = 1_700_000_000
+
+const ADMIN_FIELDS = [
+  'id', 'user_id', 'created_at', 'type', 'content', 'username', 'token_name', 'model_name', 'quota',
+  'prompt_tokens', 'completion_tokens', 'use_time', 'is_stream', 'channel_id', 'channel_name',
+  'token_id', 'group', 'ip', 'request_id', 'other'
+].sort()
+
+const USER_FIELDS = [
+  'id', 'user_id', 'created_at', 'type', 'content', 'token_name', 'model_name', 'quota',
+  'prompt_tokens', 'completion_tokens', 'use_time', 'is_stream', 'group', 'request_id'
+].sort()
+
+interface Item { id: number, [key: string]: unknown }
+
+async function search (app: App, url: string, user: TestUser, query: Record<string, string>) {
+  return await app.inject({ method: 'GET', url, headers: user.headers, query })
+}
+
+interface Fixture {
+  app: App
+  admin: TestUser
+  alice: TestUser
+  bob: TestUser
+  id: Record<string, number>
+  channel: number
+}
+
+// No content below holds a digit 3 except 'digits' and 'cjk128' does not either: keyword '3'
+// matches exactly the type-3 rows plus 'digits'.
+async function seed (t: Test): Promise<Fixture> {
+  const app = await buildTestApp(t)
+  const admin = await createUser(app.db, { role: 10, username: 'admin' })
+  const alice = await createUser(app.db, { username: 'alice' })
+  const bob = await createUser(app.db, { username: 'bob' })
+  const [ch] = await app.db.insertInto('channels').values({ name: 'azure-east' }).returning('id').execute()
+  const channel = ch!.id
+  const labelled: Array<[string, Insertable<LogsTable>]> = [
+    ['upper', { user_id: alice.id, username: 'alice', created_at: T + 20, type: 4, content: 'Upstream ERROR: timeout', channel_id: channel, ip: '198.51.100.7', other: '{"x":1}' }],
+    ['lower', { user_id: bob.id, username: 'bob', created_at: T + 21, type: 4, content: 'error while streaming', channel_id: 777 }],
+    ['mixed', { user_id: alice.id, username: 'alice', created_at: T + 20, type: 2, content: 'an Error occurred' }],
+    ['pct', { user_id: alice.id, username: 'alice', created_at: T + 10, type: 1, content: 'discount 50% applied' }],
+    ['nopct', { user_id: alice.id, username: 'alice', created_at: T + 11, type: 1, content: 'discount 500 applied' }],
+    ['under', { user_id: bob.id, username: 'bob', created_at: T + 12, type: 3, content: 'field a_b set' }],
+    ['nounder', { user_id: bob.id, username: 'bob', created_at: T + 13, type: 1, content: 'field axb set, field ab set' }],
+    ['bslash', { user_id: alice.id, username: 'alice', created_at: T + 14, type: 3, content: 'path C:\\temp\\x' }],
+    ['nobslash', { user_id: alice.id, username: 'alice', created_at: T + 15, type: 1, content: 'path C:/temp/x and C:temp' }],
+    ['cjk', { user_id: alice.id, username: 'alice', created_at: T + 16, type: 2, content: '模型倍率 1.5，补全倍率 2，分组倍率 1' }],
+    ['cjk2', { user_id: bob.id, username: 'bob', created_at: T + 17, type: 2, content: '模型价格 0.1' }],
+    ['umlaut', { user_id: alice.id, username: 'alice', created_at: T + 18, type: 5, content: 'ÄBC Straße' }],
+    ['digits', { user_id: bob.id, username: 'bob', created_at: T + 19, type: 2, content: 'retry 3 times' }],
+    ['cjk128', { user_id: alice.id, username: 'alice', created_at: T + 5, type: 5, content: `前${'日志'.repeat(64)}后` }]
+  ]
+  const ids = await insertLogs(app.db, labelled.map(([, r]) => r))
+  const id: Record<string, number> = {}
+  labelled.forEach(([label], i) => { id[label] = ids[i]! })
+  return { app, admin, alice, bob, id, channel }
+}
+
+t.test('admin search', async (t) => {
+  const fx = await seed(t)
+  const { app, admin } = fx
+  const want = (labels: string[]) => labels.map((l) => fx.id[l])
+
+  async function expectRows (t: Test, keyword: string, labels: string[]) {
+    const res = await search(app, '/api/log/search', admin, { keyword })
+    t.equal(res.statusCode, 200, `keyword ${JSON.stringify(keyword).slice(0, 40)}: ${res.statusCode === 200 ? 'ok' : res.body}`)
+    t.strictSame(res.json().data?.map((i: Item) => i.id), want(labels), `rows for keyword ${JSON.stringify(keyword).slice(0, 40)}`)
+  }
+
+  t.test('envelope, admin item fields, channel_name', async (t) => {
+    const res = await search(app, '/api/log/search', admin, { keyword: 'error' })
+    t.equal(res.statusCode, 200)
+    const body = res.json()
+    t.strictSame(Object.keys(body).sort(), ['data', 'message', 'success'])
+    t.equal(body.success, true)
+    t.equal(body.message, '')
+    t.ok(Array.isArray(body.data))
+    for (const item of body.data) t.strictSame(Object.keys(item).sort(), ADMIN_FIELDS)
+    const upper = body.data.find((i: Item) => i.id === fx.id.upper)
+    t.match(upper, { user_id: fx.alice.id, username: 'alice', channel_id: fx.channel, channel_name: 'azure-east', ip: '198.51.100.7', other: '{"x":1}', type: 4 })
+    const lower = body.data.find((i: Item) => i.id === fx.id.lower)
+    t.match(lower, { channel_id: 777, channel_name: '' })
+  })
+
+  t.test('matches content case-insensitively, newest first (created_at desc, id desc)', async (t) => {
+    // lower T+21; upper and mixed tie at T+20, mixed inserted later.
+    await expectRows(t, 'error', ['lower', 'mixed', 'upper'])
+    await expectRows(t, 'ERROR', ['lower', 'mixed', 'upper'])
+    await expectRows(t, 'eRrOr', ['lower', 'mixed', 'upper'])
+    await expectRows(t, 'ERROR:', ['upper'])
+    await expectRows(t, 'while stream', ['lower'])
+    await expectRows(t, 'no such text', [])
+  })
+
+  t.test('the keyword is trimmed', async (t) => {
+    await expectRows(t, '  error\t', ['lower', 'mixed', 'upper'])
+    await expectRows(t, ' ERROR: ', ['upper'])
+  })
+
+  t.test('% matches only a literal percent', async (t) => {
+    await expectRows(t, '%', ['pct'])
+    await expectRows(t, '50%', ['pct'])
+    await expectRows(t, '%applied', [])
+    await expectRows(t, 'discount%applied', [])
+  })
+
+  t.test('_ matches only a literal underscore', async (t) => {
+    await expectRows(t, '_', ['under'])
+    await expectRows(t, 'a_b', ['under'])
+    await expectRows(t, 'field _b', [])
+  })
+
+  t.test('\\ matches only a literal backslash', async (t) => {
+    await expectRows(t, '\\', ['bslash'])
+    await expectRows(t, 'C:\\temp', ['bslash'])
+    await expectRows(t, 'C:\\t', ['bslash'])
+    await expectRows(t, '\\temp\\x', ['bslash'])
+    await expectRows(t, 'C:\\', ['bslash'])
+    await expectRows(t, '\\%', [])
+    await expectRows(t, '\\_', [])
+  })
+
+  t.test('an integer keyword matches the type too, and content holding the digits', async (t) => {
+    await expectRows(t, '3', ['digits', 'bslash', 'under'])
+    await expectRows(t, ' 3 ', ['digits', 'bslash', 'under'])
+    await expectRows(t, '4', ['lower', 'upper'])
+    await expectRows(t, '5', ['umlaut', 'cjk', 'nopct', 'pct', 'cjk128'])
+    await expectRows(t, '50', ['nopct', 'pct'])
+    await expectRows(t, '50%', ['pct'])
+    await expectRows(t, '7', [])
+    await expectRows(t, '3 times', ['digits'])
+  })
+
+  t.test('Chinese keywords', async (t) => {
+    await expectRows(t, '模型倍率', ['cjk'])
+    await expectRows(t, '倍率', ['cjk'])
+    await expectRows(t, '模型', ['cjk2', 'cjk'])
+    await expectRows(t, '日志日志', ['cjk128'])
+  })
+
+  t.test('non-ASCII case folding, where the database collation supports it', async (t) => {
+    const { rows } = await sql<{ folds: boolean }>`select lower('ÄBC') = 'äbc' as folds`.execute(app.db)
+    const folds = rows[0]?.folds === true
+    t.comment(`database folds Ä to ä: ${folds}`)
+    await expectRows(t, 'ÄBC', ['umlaut'])
+    await expectRows(t, 'straße', ['umlaut'])
+    const res = await search(app, '/api/log/search', admin, { keyword: 'äbc' })
+    t.equal(res.statusCode, 200)
+    t.strictSame(res.json().data.map((i: Item) => i.id), folds ? want(['umlaut']) : [], 'äbc finds ÄBC exactly when the database folds case')
+  })
+
+  t.test('keyword length: 128 characters after trimming, counted as characters', async (t) => {
+    const cjk128 = '日志'.repeat(64)
+    await expectRows(t, cjk128, ['cjk128'])
+    await expectRows(t, `  ${cjk128}  `, ['cjk128'])
+    await expectRows(t, '😀'.repeat(128), [])
+    await expectRows(t, 'x'.repeat(128), [])
+    for (const keyword of ['x'.repeat(129), '日'.repeat(129), '😀'.repeat(129), `${cjk128}後`]) {
+      const res = await search(app, '/api/log/search', admin, { keyword })
+      t.equal(res.statusCode, 400, `${[...keyword].length} characters`)
+      t.match(res.json(), { success: false, message: /keyword/ })
+    }
+  })
+
+  t.test('only the trimmed keyword counts toward the limit', async (t) => {
+    await expectRows(t, `${' '.repeat(600)}error${' '.repeat(600)}`, ['lower', 'mixed', 'upper'])
+  })
+
+  t.test('missing, empty or whitespace-only keyword is a 400 naming keyword', async (t) => {
+    const queries: Array<Record<string, string>> = [{}, { keyword: '' }, { keyword: '   ' }, { keyword: '\t \t' }]
+    for (const query of queries) {
+      const res = await search(app, '/api/log/search', admin, query)
+      t.equal(res.statusCode, 400, JSON.stringify(query))
+      const body = res.json()
+      t.equal(body.success, false)
+      t.match(body.message, /keyword/)
+      t.notOk('data' in body)
+    }
+  })
+
+  t.test('both /api/log/search and /api/log/search/ answer', async (t) => {
+    for (const url of ['/api/log/search?keyword=ERROR%3A', '/api/log/search/?keyword=ERROR%3A']) {
+      const res = await app.inject({ url, headers: admin.headers })
+      t.equal(res.statusCode, 200, url)
+      t.strictSame(res.json().data.map((i: Item) => i.id), want(['upper']), url)
+    }
+  })
+})
+
+t.test('self search', async (t) => {
+  const fx = await seed(t)
+  const { app, alice, bob } = fx
+  const want = (labels: string[]) => labels.map((l) => fx.id[l])
+
+  async function expectRows (t: Test, user: TestUser, keyword: string, labels: string[]) {
+    const res = await search(app, '/api/log/self/search', user, { keyword })
+    t.equal(res.statusCode, 200, `keyword ${JSON.stringify(keyword).slice(0, 40)}: ${res.statusCode === 200 ? 'ok' : res.body}`)
+    t.strictSame(res.json().data?.map((i: Item) => i.id), want(labels), `rows for keyword ${JSON.stringify(keyword).slice(0, 40)}`)
+  }
+
+  t.test('user item fields only', async (t) => {
+    const res = await search(app, '/api/log/self/search', alice, { keyword: 'error' })
+    t.equal(res.statusCode, 200)
+    const body = res.json()
+    t.strictSame(Object.keys(body).sort(), ['data', 'message', 'success'])
+    t.match(body, { success: true, message: '' })
+    t.ok(body.data.length > 0)
+    for (const item of body.data) t.strictSame(Object.keys(item).sort(), USER_FIELDS)
+    t.notMatch(res.body, /198\.51\.100\.7|azure-east|channel|"other"|"ip"/)
+  })
+
+  t.test('only the caller\'s rows', async (t) => {
+    await expectRows(t, alice, 'error', ['mixed', 'upper'])
+    await expectRows(t, bob, 'error', ['lower'])
+    await expectRows(t, alice, 'field', [])
+    await expectRows(t, bob, 'field', ['nounder', 'under'])
+    await expectRows(t, alice, '模型', ['cjk'])
+    await expectRows(t, bob, '模型', ['cjk2'])
+  })
+
+  t.test('integer keyword: own rows of that type or with the digits', async (t) => {
+    await expectRows(t, alice, '3', ['bslash'])
+    await expectRows(t, bob, '3', ['digits', 'under'])
+    await expectRows(t, alice, '4', ['upper'])
+  })
+
+  t.test('literal %, _ and \\ on /self too', async (t) => {
+    await expectRows(t, alice, '%', ['pct'])
+    await expectRows(t, bob, '_', ['under'])
+    await expectRows(t, alice, '\\', ['bslash'])
+    await expectRows(t, bob, '\\', [])
+  })
+
+  t.test('keyword rules on /self', async (t) => {
+    const queries: Array<Record<string, string>> = [{}, { keyword: '  ' }, { keyword: 'y'.repeat(129) }]
+    for (const query of queries) {
+      const res = await search(app, '/api/log/self/search', alice, query)
+      t.equal(res.statusCode, 400, JSON.stringify(query).slice(0, 40))
+      t.match(res.json(), { success: false, message: /keyword/ })
+    }
+    await expectRows(t, alice, ' ERROR ', ['mixed', 'upper'])
+  })
+
+  t.test('admin-only parameters do not widen /self/search', async (t) => {
+    const res = await app.inject({ url: '/api/log/self/search', headers: bob.headers, query: { keyword: 'error', username: 'alice', user_id: String(alice.id) } })
+    t.equal(res.statusCode, 200)
+    t.strictSame(res.json().data.map((i: Item) => i.id), want(['lower']))
+  })
+
+  t.test('both /api/log/self/search and /api/log/self/search/ answer', async (t) => {
+    for (const url of ['/api/log/self/search?keyword=error', '/api/log/self/search/?keyword=error']) {
+      const res = await app.inject({ url, headers: bob.headers })
+      t.equal(res.statusCode, 200, url)
+      t.strictSame(res.json().data.map((i: Item) => i.id), want(['lower']), url)
+    }
+  })
+})
+
+t.test('at most the 100 newest matches, newest first', async (t) => {
+  const app = await buildTestApp(t)
+  const admin = await createUser(app.db, { role: 10 })
+  const alice = await createUser(app.db)
+  const bob = await createUser(app.db)
+  // 130 matching rows of alice's, two per second, inserted scrambled; newer rows that do not match;
+  // bob's matching rows, the newest of all, which alice's own search must skip.
+  const rows: Array<Insertable<LogsTable>> = []
+  for (let i = 0; i < 130; i++) {
+    const k = (i * 11) % 130
+    rows.push({ user_id: alice.id, created_at: T + Math.floor(k / 2), type: 2, content: `call ${k}: Needle found` })
+  }
+  for (let i = 0; i < 10; i++) rows.push({ user_id: alice.id, created_at: T + 1000 + i, type: 2, content: 'haystack only' })
+  for (let i = 0; i < 30; i++) rows.push({ user_id: bob.id, created_at: T + 2000 + i, type: 2, content: 'bob needle' })
+  const ids = await insertLogs(app.db, rows)
+  const newestFirst = (indexes: number[]) => indexes
+    .map((i) => ({ id: ids[i]!, created: rows[i]!.created_at as number }))
+    .sort((x, y) => y.created - x.created || y.id - x.id)
+    .map((r) => r.id)
+  const aliceMatches = newestFirst([...Array(130).keys()])
+  const allMatches = newestFirst([...Array(130).keys(), ...Array.from({ length: 30 }, (_, i) => 140 + i)])
+
+  t.test('admin search', async (t) => {
+    const res = await search(app, '/api/log/search', admin, { keyword: 'needle' })
+    t.equal(res.statusCode, 200)
+    const got = res.json().data.map((i: Item) => i.id)
+    t.equal(got.length, 100)
+    t.strictSame(got, allMatches.slice(0, 100))
+  })
+
+  t.test('self search', async (t) => {
+    const res = await search(app, '/api/log/self/search', alice, { keyword: 'NEEDLE' })
+    t.equal(res.statusCode, 200)
+    const data = res.json().data
+    t.equal(data.length, 100)
+    t.strictSame(data.map((i: Item) => i.id), aliceMatches.slice(0, 100))
+    t.equal(data[0].created_at, T + 64)
+    t.equal(data[99].created_at, T + 15)
+    t.ok(data.every((i: Item) => i.user_id === alice.id))
+  })
+
+  t.test('a search matching fewer than 100 rows returns them all', async (t) => {
+    const res = await search(app, '/api/log/self/search', bob, { keyword: 'needle' })
+    t.equal(res.json().data.length, 30)
+  })
+})
