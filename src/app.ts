@@ -11,6 +11,7 @@ import { INVALID_PARAM, parseQueryString, type ParsedQuery } from './lib/queryst
 import { validatorCompiler } from './lib/validator.js'
 import authPlugin from './plugins/auth.js'
 import dbPlugin from './plugins/db.js'
+import rollupPlugin from './plugins/rollup.js'
 import logRoutes from './routes/log/index.js'
 import { Envelope, errorResponses, ErrorResponseSchema } from './schemas/common.js'
 import { AdminItemSchema, UserItemSchema } from './schemas/log.js'
@@ -115,6 +116,7 @@ export async function buildApp (config: AppConfig, overrides: FastifyHttpOptions
     connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS
   })
   await app.register(authPlugin, { cacheTtlMs: config.AUTH_CACHE_TTL_MS })
+  await app.register(rollupPlugin, { intervalMs: config.STAT_FOLD_INTERVAL_MS })
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
 

@@ -20,6 +20,7 @@ export const ConfigSchema = Type.Object({
   DB_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 5000 }),
   // User and key lookups are cached this long; the contract allows a few seconds before a
   // disabled user or key is refused, so the ceiling is 5 s.
+  STAT_FOLD_INTERVAL_MS: Type.Integer({ minimum: 0, default: 1000, description: 'folding of stat deltas into the hourly rollups; 0 = off' }),
   AUTH_CACHE_TTL_MS: Type.Integer({ minimum: 0, maximum: 5000, default: 2000 }),
   ROOT_ACCESS_TOKEN: Type.Optional(Type.String({ minLength: 16, maxLength: 64, pattern: '^[\\x21-\\x7e]+$' })),
   EMBEDDED_PG_DIR: Type.String({ default: '.data/postgres' }),

@@ -49,9 +49,22 @@ export interface LogsTable {
   other: Generated<string>
 }
 
+/** Sums of one (hour, type), or one (user, hour, type); kept exact by triggers on logs. */
+export interface StatSums {
+  hour: number
+  type: number
+  n: number
+  quota: number
+  prompt_tokens: number
+  completion_tokens: number
+}
+
 export interface Database {
   users: UsersTable
   tokens: TokensTable
   channels: ChannelsTable
   logs: LogsTable
+  logs_stat_hourly: StatSums
+  logs_stat_hourly_user: StatSums & { user_id: number }
+  logs_stat_delta: StatSums & { user_id: number }
 }

@@ -1,4 +1,4 @@
-import { sql, type ExpressionBuilder, type Expression, type SqlBool, type Kysely } from 'kysely'
+import { CompiledQuery, sql, type ExpressionBuilder, type Expression, type SqlBool, type Kysely } from 'kysely'
 import type { Database } from '../db/types.js'
 import type { AdminItem, UserItem } from '../schemas/log.js'
 
@@ -21,6 +21,8 @@ export interface LogFilter {
 export interface PageRequest {
   page: number
   pageSize: number
+  /** keyset position: rows strictly older than this (created_at, id); the page number is then ignored */
+  after?: { createdAt: number, id: number }
 }
 
 type LogsEb = ExpressionBuilder<Database, 'logs'>
@@ -58,13 +60,16 @@ export function whereLogs (eb: LogsEb, f: LogFilter): Expression<SqlBool> {
  * index entries rather than whole heap rows, and only the rows of the page are fetched.
  */
 function pageIds (db: Kysely<Database>, f: LogFilter, page: PageRequest) {
-  return db.selectFrom('logs')
+  const query = db.selectFrom('logs')
     .select('logs.id')
     .where((eb) => whereLogs(eb, f))
     .orderBy('logs.created_at', 'desc')
     .orderBy('logs.id', 'desc')
     .limit(page.pageSize)
-    .offset((page.page - 1) * page.pageSize)
+  const after = page.after
+  if (after === undefined) return query.offset((page.page - 1) * page.pageSize)
+  // A row comparison the btree walks directly: a page 5,000 deep costs what page 1 costs.
+  return query.where(({ eb, refTuple, tuple }) => eb(refTuple('logs.created_at', 'logs.id'), '<', tuple(after.createdAt, after.id)))
 }
 
 export async function listUserLogs (db: Kysely<Database>, f: LogFilter, page: PageRequest): Promise<UserItem[]> {
@@ -87,12 +92,91 @@ export async function listAdminLogs (db: Kysely<Database>, f: LogFilter, page: P
     .execute()
 }
 
-export async function countLogs (db: Kysely<Database>, f: LogFilter): Promise<number> {
-  const row = await db.selectFrom('logs')
-    .select((eb) => eb.fn.countAll<number>().as('total'))
+/** Above this many matches a total that the rollups cannot answer is estimated, not counted. */
+export const EXACT_COUNT_LIMIT = 50_000
+
+export interface Total {
+  total: number
+  exact: boolean
+}
+
+/**
+ * Filters the hourly rollups can answer: a user, a type, a time window. Any other filter needs
+ * the rows themselves.
+ */
+export function rollupAnswers (f: LogFilter): boolean {
+  return f.tokenId === undefined && !f.tokenName && !f.modelName && !f.group && !f.requestId && !f.username && !f.channel
+}
+
+const HOUR = 3600
+const NO_END = Number.MAX_SAFE_INTEGER
+
+/**
+ * The whole hours inside [start, end] the rollups answer for, or null when there is none. Hours
+ * below 1 are never taken from the rollups (created_at / 3600 truncates toward zero, so hour 0
+ * would also hold negative timestamps): rows there are counted from logs.
+ */
+export function wholeHours (start: number | undefined, end: number | undefined): { first: number, last: number } | null {
+  const first = Math.max(1, start === undefined ? 1 : Math.ceil(start / HOUR))
+  const last = end === undefined ? NO_END : Math.floor((end + 1) / HOUR) - 1
+  return first <= last ? { first, last } : null
+}
+
+function rawSums (db: Kysely<Database>, f: LogFilter) {
+  return db.selectFrom('logs')
     .where((eb) => whereLogs(eb, f))
+    .select([sql<number>`count(*)`.as('n'), sql<number>`sum(logs.quota)`.as('quota')])
+}
+
+function rollupSums (db: Kysely<Database>, table: 'logs_stat_hourly' | 'logs_stat_hourly_user' | 'logs_stat_delta', f: LogFilter, hours: { first: number, last: number }) {
+  let query = db.selectFrom(table)
+    .select([sql<number>`sum(n)`.as('n'), sql<number>`sum(quota)`.as('quota')])
+    .where('hour', '>=', hours.first)
+    .where('hour', '<=', hours.last)
+  if (f.type) query = query.where('type', '=', f.type)
+  if (f.userId !== undefined) query = query.where(sql.ref(`${table}.user_id`), '=', f.userId)
+  return query
+}
+
+/**
+ * Exact row count and quota sum for filters the rollups answer: the whole hours from the rollup
+ * plus the deltas not folded yet, the partial hours at either end from logs, in one statement
+ * (one snapshot). A 30-day window reads ~720 rollup rows and at most two hours of log rows.
+ */
+export async function exactSums (db: Kysely<Database>, f: LogFilter): Promise<{ n: number, quota: number }> {
+  const hours = wholeHours(f.startTimestamp, f.endTimestamp)
+  const parts = hours === null
+    ? rawSums(db, f)
+    : rawSums(db, { ...f, endTimestamp: hours.first * HOUR - 1 })
+      .unionAll(rawSums(db, { ...f, startTimestamp: hours.last === NO_END ? NO_END : (hours.last + 1) * HOUR }))
+      .unionAll(rollupSums(db, f.userId === undefined ? 'logs_stat_hourly' : 'logs_stat_hourly_user', f, hours))
+      .unionAll(rollupSums(db, 'logs_stat_delta', f, hours))
+  const row = await db.selectFrom(parts.as('parts'))
+    .select([sql<number>`coalesce(sum(n), 0)::int8`.as('n'), sql<number>`coalesce(sum(quota), 0)::int8`.as('quota')])
     .executeTakeFirstOrThrow()
-  return row.total
+  return row
+}
+
+/**
+ * The list's total: exact from the rollups where they answer; else an exact count up to
+ * EXACT_COUNT_LIMIT matches (an index scan that stops there) and, beyond it, the planner's
+ * estimate, flagged as such.
+ */
+export async function countLogs (db: Kysely<Database>, f: LogFilter): Promise<Total> {
+  if (rollupAnswers(f)) return { total: (await exactSums(db, f)).n, exact: true }
+
+  const matches = db.selectFrom('logs').select(sql<number>`1`.as('one')).where((eb) => whereLogs(eb, f))
+  const capped = await db.selectFrom(matches.limit(EXACT_COUNT_LIMIT + 1).as('m'))
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .executeTakeFirstOrThrow()
+  if (capped.n <= EXACT_COUNT_LIMIT) return { total: capped.n, exact: true }
+
+  const compiled = matches.compile()
+  const explain = await db.executeQuery<{ 'QUERY PLAN': Array<{ Plan: { 'Plan Rows': number } }> }>(
+    CompiledQuery.raw(`explain (format json) ${compiled.sql}`, [...compiled.parameters])
+  )
+  const estimate = explain.rows[0]?.['QUERY PLAN'][0]?.Plan['Plan Rows'] ?? 0
+  return { total: Math.max(Math.round(estimate), EXACT_COUNT_LIMIT + 1), exact: false }
 }
 
 export interface LogStat {
@@ -107,18 +191,21 @@ export interface LogStat {
  */
 export async function statLogs (db: Kysely<Database>, f: LogFilter, nowSeconds: number): Promise<LogStat> {
   const recent = { ...f, startTimestamp: nowSeconds - 60, endTimestamp: undefined }
-  const [quotaRow, recentRow] = await Promise.all([
-    db.selectFrom('logs')
-      .select(sql<number>`coalesce(sum(logs.quota), 0)::int8`.as('quota'))
-      .where((eb) => whereLogs(eb, f))
-      .executeTakeFirstOrThrow(),
+  const [quota, recentRow] = await Promise.all([
+    rollupAnswers(f)
+      ? exactSums(db, f).then((sums) => sums.quota)
+      : db.selectFrom('logs')
+        .select(sql<number>`coalesce(sum(logs.quota), 0)::int8`.as('quota'))
+        .where((eb) => whereLogs(eb, f))
+        .executeTakeFirstOrThrow()
+        .then((row) => row.quota),
     db.selectFrom('logs')
       .select((eb) => eb.fn.countAll<number>().as('rpm'))
       .select(sql<number>`coalesce(sum(logs.prompt_tokens::int8 + logs.completion_tokens), 0)::int8`.as('tpm'))
       .where((eb) => whereLogs(eb, recent))
       .executeTakeFirstOrThrow()
   ])
-  return { quota: quotaRow.quota, rpm: recentRow.rpm, tpm: recentRow.tpm }
+  return { quota, rpm: recentRow.rpm, tpm: recentRow.tpm }
 }
 
 export interface SearchRequest {

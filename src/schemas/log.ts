@@ -64,7 +64,11 @@ export const adminFilterProps = {
 
 export const pageProps = {
   p: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1, description: 'page, 1-based' })),
-  page_size: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 }))
+  page_size: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
+  cursor: Type.Optional(Type.String({
+    maxLength: 64,
+    description: 'next_cursor of the previous page: keyset paging, as fast 5,000 pages deep as on page 1; p is then ignored'
+  }))
 }
 
 export const requestIdProp = {
@@ -78,7 +82,9 @@ export const KeywordSchema = Type.String({
 
 export const PageSchema = <T extends typeof UserItemSchema | typeof AdminItemSchema>(item: T) => Type.Object({
   items: Type.Array(ref(item)),
-  total: Type.Integer({ description: 'number of rows matching the filters' }),
+  total: Type.Integer({ description: 'number of rows matching the filters (an estimate when total_exact is false)' }),
+  total_exact: Type.Boolean({ description: 'false when total is the planner\'s estimate of a very large match set' }),
   page: Type.Integer(),
-  page_size: Type.Integer()
+  page_size: Type.Integer(),
+  next_cursor: Type.Union([Type.String(), Type.Null()], { description: 'pass as cursor for the next page; null on the last page' })
 })

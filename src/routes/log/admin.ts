@@ -5,7 +5,7 @@ import { StatSchema } from '../../schemas/stat.js'
 import { countLogs, listAdminLogs, searchAdminLogs, statLogs } from '../../queries/logs.js'
 import { purgeLogsBefore } from '../../queries/purge.js'
 import { PurgeRunningError, TargetTimestampRequiredError } from '../../errors.js'
-import { ok, toFilter, toKeyword, toPage } from './params.js'
+import { ok, pageData, toFilter, toKeyword, toPage } from './params.js'
 import { SEARCH_LIMIT, userSecurity } from './shared.js'
 
 const ListQuerySchema = Type.Object({
@@ -47,7 +47,7 @@ const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, o
     const filter = toFilter(request.query)
     const page = toPage(request.query, 20)
     const [items, total] = await Promise.all([listAdminLogs(app.db, filter, page), countLogs(app.db, filter)])
-    return ok({ items, total, page: page.page, page_size: page.pageSize })
+    return ok(pageData(items, total, page))
   })
 
   app.get('/stat', {

@@ -3,7 +3,7 @@ import { Envelope, errorResponses } from '../../schemas/common.js'
 import { commonFilterProps, KeywordSchema, PageSchema, pageProps, requestIdProp, TypeFilterSchema, UserItemListSchema, UserItemSchema } from '../../schemas/log.js'
 import { StatSchema } from '../../schemas/stat.js'
 import { countLogs, listUserLogs, searchUserLogs, statLogs } from '../../queries/logs.js'
-import { currentUser, ok, toFilter, toKeyword, toPage } from './params.js'
+import { currentUser, ok, pageData, toFilter, toKeyword, toPage } from './params.js'
 import { SEARCH_LIMIT, userSecurity } from './shared.js'
 
 // `username` and `channel` are not declared: unknown parameters are dropped by validation, so a
@@ -37,7 +37,7 @@ const selfRoutes: FastifyPluginAsyncTypebox = async (app) => {
     const filter = { ...toFilter(request.query), userId: currentUser(request).id }
     const page = toPage(request.query, 20)
     const [items, total] = await Promise.all([listUserLogs(app.db, filter, page), countLogs(app.db, filter)])
-    return ok({ items, total, page: page.page, page_size: page.pageSize })
+    return ok(pageData(items, total, page))
   })
 
   app.get('/self/stat', {

@@ -1,0 +1,105 @@
+import t, { type Test } from 'tap'
+import { sql } from 'kysely'
+import { buildTestApp, insertLogs } from '../helpers/app.js'
+import { countLogs, exactSums, wholeHours, type LogFilter } from '../../src/queries/logs.js'
+import { foldStatDeltas } from '../../src/queries/rollup.js'
+import type { App } from '../../src/app.js'
+
+// The rollups must give exactly what a scan of logs gives, for any window, before and after
+// folding, through inserts, deletes, updates and truncation.
+
+function prng (seed: number) {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0
+    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed)
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+async function scan (app: App, f: LogFilter) {
+  let q = app.db.selectFrom('logs').select([sql<number>`count(*)`.as('n'), sql<number>`coalesce(sum(quota), 0)::int8`.as('quota')])
+  if (f.userId !== undefined) q = q.where('user_id', '=', f.userId)
+  if (f.type) q = q.where('type', '=', f.type)
+  if (f.startTimestamp !== undefined) q = q.where('created_at', '>=', f.startTimestamp)
+  if (f.endTimestamp !== undefined) q = q.where('created_at', '<=', f.endTimestamp)
+  return await q.executeTakeFirstOrThrow()
+}
+
+const random = prng(7)
+const T0 = 1_790_000_000 - (1_790_000_000 % 3600)
+const pick = <T>(xs: T[]) => xs[Math.floor(random() * xs.length)] as T
+
+function randomFilters (): LogFilter[] {
+  const out: LogFilter[] = [{}, { type: 2 }, { userId: 1 }, { userId: 2, type: 1 }]
+  for (let i = 0; i < 40; i++) {
+    const a = T0 - 7200 + Math.floor(random() * 40_000)
+    const b = a + Math.floor(random() * 30_000) - 2000
+    out.push({
+      startTimestamp: random() < 0.2 ? undefined : a,
+      endTimestamp: random() < 0.2 ? undefined : b,
+      type: pick([undefined, 0, 1, 2, 5]),
+      userId: pick([undefined, 1, 2, 3])
+    })
+  }
+  // hour boundaries exactly, and timestamps around zero
+  out.push({ startTimestamp: T0, endTimestamp: T0 + 3599 }, { startTimestamp: T0 + 1, endTimestamp: T0 + 3600 })
+  out.push({ startTimestamp: 0, endTimestamp: 3599 }, { endTimestamp: 3600 }, { startTimestamp: -5000, endTimestamp: 10 })
+  return out
+}
+
+async function assertExact (t: Test, app: App, label: string) {
+  for (const f of randomFilters()) {
+    const expected = await scan(app, f)
+    const got = await exactSums(app.db, f)
+    t.strictSame(got, expected, `${label}: ${JSON.stringify(f)}`)
+  }
+}
+
+t.test('exact sums match a scan through writes, deletes, updates and folds', async (t) => {
+  const app = await buildTestApp(t, { STAT_FOLD_INTERVAL_MS: 0 })
+  const rows = []
+  for (let i = 0; i < 1500; i++) {
+    rows.push({
+      user_id: 1 + Math.floor(random() * 3),
+      created_at: T0 - 7200 + Math.floor(random() * 36_000),
+      type: pick([1, 2, 2, 2, 5]),
+      quota: Math.floor(random() * 1000)
+    })
+  }
+  rows.push({ user_id: 1, created_at: -100, type: 2, quota: 7 }, { user_id: 2, created_at: 0, type: 2, quota: 11 }, { user_id: 3, created_at: 3599, type: 2, quota: 13 }, { user_id: 3, created_at: 3600, type: 2, quota: 17 })
+  await insertLogs(app.db, rows)
+
+  await assertExact(t, app, 'deltas only')
+  t.ok(await foldStatDeltas(app.db) > 0, 'the fold moved deltas')
+  t.equal(await foldStatDeltas(app.db), 0, 'a second fold finds nothing')
+  await assertExact(t, app, 'folded')
+
+  await app.db.deleteFrom('logs').where('created_at', '<', T0 + 3000).execute()
+  await app.db.updateTable('logs').set({ type: 5, quota: 1 }).where('user_id', '=', 2).where('created_at', '>', T0 + 20_000).execute()
+  await assertExact(t, app, 'after delete and update, not folded')
+  await foldStatDeltas(app.db)
+  await assertExact(t, app, 'after delete and update, folded')
+
+  const emptied = await app.db.selectFrom('logs_stat_hourly').select('hour').where('hour', '<', Math.floor((T0 + 3000) / 3600)).execute()
+  t.strictSame(emptied, [], 'hours emptied by the delete leave no rollup rows behind')
+
+  await sql`truncate logs`.execute(app.db)
+  t.strictSame(await exactSums(app.db, {}), { n: 0, quota: 0 }, 'truncate empties the rollups')
+})
+
+t.test('totals: exact from the rollups, capped-then-estimated otherwise', async (t) => {
+  const app = await buildTestApp(t, { STAT_FOLD_INTERVAL_MS: 0 })
+  await insertLogs(app.db, Array.from({ length: 30 }, (_, i) => ({ user_id: 1, created_at: T0 + i * 600, type: 2, model_name: i % 2 === 0 ? 'a' : 'b' })))
+  t.strictSame(await countLogs(app.db, { userId: 1 }), { total: 30, exact: true })
+  t.strictSame(await countLogs(app.db, { modelName: 'a' }), { total: 15, exact: true })
+  t.strictSame(await countLogs(app.db, { startTimestamp: T0 + 600, endTimestamp: T0 + 1800 }), { total: 3, exact: true })
+})
+
+t.test('whole hours inside a window', async (t) => {
+  t.strictSame(wholeHours(3600, 7199), { first: 1, last: 1 })
+  t.equal(wholeHours(3601, 7199), null)
+  t.strictSame(wholeHours(undefined, 10_799), { first: 1, last: 2 })
+  t.equal(wholeHours(0, 3598), null, 'hour 0 is never read from the rollups')
+  t.equal(wholeHours(undefined, undefined)?.first, 1)
+})
