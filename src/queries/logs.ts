@@ -145,12 +145,14 @@ function rollupSums (db: Kysely<Database>, table: 'logs_stat_hourly' | 'logs_sta
  */
 export async function exactSums (db: Kysely<Database>, f: LogFilter): Promise<{ n: number, quota: number }> {
   const hours = wholeHours(f.startTimestamp, f.endTimestamp)
-  const parts = hours === null
-    ? rawSums(db, f)
-    : rawSums(db, { ...f, endTimestamp: hours.first * HOUR - 1 })
-      .unionAll(rawSums(db, { ...f, startTimestamp: hours.last === NO_END ? NO_END : (hours.last + 1) * HOUR }))
+  let parts = hours === null ? rawSums(db, f) : rawSums(db, { ...f, endTimestamp: hours.first * HOUR - 1 })
+  if (hours !== null) {
+    // With no end, the rollups run to the last hour there is: no partial hour after them.
+    if (f.endTimestamp !== undefined) parts = parts.unionAll(rawSums(db, { ...f, startTimestamp: (hours.last + 1) * HOUR }))
+    parts = parts
       .unionAll(rollupSums(db, f.userId === undefined ? 'logs_stat_hourly' : 'logs_stat_hourly_user', f, hours))
       .unionAll(rollupSums(db, 'logs_stat_delta', f, hours))
+  }
   const row = await db.selectFrom(parts.as('parts'))
     .select([sql<number>`coalesce(sum(n), 0)::int8`.as('n'), sql<number>`coalesce(sum(quota), 0)::int8`.as('quota')])
     .executeTakeFirstOrThrow()

@@ -89,7 +89,7 @@ t.test('admin list: order and every filter', async (t) => {
     t.strictSame(Object.keys(body).sort(), ['data', 'message', 'success'])
     t.equal(body.success, true)
     t.equal(body.message, '')
-    t.strictSame(Object.keys(body.data).sort(), ['items', 'page', 'page_size', 'total'])
+    t.strictSame(Object.keys(body.data).sort(), ['items', 'next_cursor', 'page', 'page_size', 'total', 'total_exact'])
     t.equal(body.data.page, 1)
     t.equal(body.data.page_size, 20)
     t.equal(body.data.total, 8)
@@ -456,9 +456,9 @@ t.test('pagination', async (t) => {
       t.equal(p3.total, c.order.length)
       const past = await get(app, c.url, c.user.headers, { p: '4' })
       t.equal(past.statusCode, 200)
-      t.strictSame(past.json(), { success: true, message: '', data: { items: [], total: c.order.length, page: 4, page_size: 20 } })
+      t.strictSame(past.json(), { success: true, message: '', data: { items: [], total: c.order.length, total_exact: true, page: 4, page_size: 20, next_cursor: null } })
       const far = await get(app, c.url, c.user.headers, { p: '1000000', page_size: '100' })
-      t.strictSame(far.json().data, { items: [], total: c.order.length, page: 1000000, page_size: 100 })
+      t.strictSame(far.json().data, { items: [], total: c.order.length, total_exact: true, page: 1000000, page_size: 100, next_cursor: null })
     })
 
     t.test(`${c.name}: page_size 1 and 100 are the bounds`, async (t) => {
