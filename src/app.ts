@@ -113,7 +113,8 @@ export async function buildApp (config: AppConfig, overrides: FastifyHttpOptions
     connectionString: config.DATABASE_URL,
     poolMax: config.DB_POOL_MAX,
     statementTimeoutMs: config.DB_STATEMENT_TIMEOUT_MS,
-    connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS
+    connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
+    preparedStatements: config.DB_PREPARED_STATEMENTS
   })
   await app.register(authPlugin, { cacheTtlMs: config.AUTH_CACHE_TTL_MS })
   await app.register(rollupPlugin, { intervalMs: config.STAT_FOLD_INTERVAL_MS })

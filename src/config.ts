@@ -17,6 +17,7 @@ export const ConfigSchema = Type.Object({
   PURGE_BATCH_SIZE: Type.Integer({ minimum: 1, maximum: 100_000, default: 5000 }),
   DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 1000, default: 10 }),
   DB_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 10_000 }),
+  DB_PREPARED_STATEMENTS: Type.Boolean({ default: true, description: 'run every query as a named prepared statement' }),
   DB_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 5000 }),
   // User and key lookups are cached this long; the contract allows a few seconds before a
   // disabled user or key is refused, so the ceiling is 5 s.

@@ -8,6 +8,7 @@ export interface DbPluginOptions {
   poolMax: number
   statementTimeoutMs: number
   connectTimeoutMs: number
+  preparedStatements: boolean
 }
 
 declare module 'fastify' {
@@ -29,7 +30,7 @@ export default fp<DbPluginOptions>(async function dbPlugin (app, opts) {
     app.log.warn({ code: err.code, reason: err.message }, 'idle database connection lost')
   })
 
-  const db = createDb(pool)
+  const db = createDb(pool, { prepared: opts.preparedStatements })
   app.decorate('db', db)
   app.addHook('onClose', async () => { await db.destroy() })
 }, { name: 'db', fastify: '5.x' })

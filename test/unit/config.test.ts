@@ -31,6 +31,7 @@ t.test('loadConfig', async (t) => {
       DB_POOL_MAX: 10,
       DB_STATEMENT_TIMEOUT_MS: 10_000,
       DB_CONNECT_TIMEOUT_MS: 5000,
+      DB_PREPARED_STATEMENTS: true,
       STAT_FOLD_INTERVAL_MS: 1000,
       AUTH_CACHE_TTL_MS: 2000,
       EMBEDDED_PG_DIR: '.data/postgres',
