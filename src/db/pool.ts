@@ -28,8 +28,10 @@ export function createPool (opts: PoolOptions): pg.Pool {
     // Without it a request waits forever for a connection when PostgreSQL is down.
     connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
     // JIT compiles plans for a few hundred ms on the wide aggregates and never pays back on
-    // queries that answer in milliseconds (research/perf-limits.md §4).
-    options: '-c jit=off'
+    // queries that answer in milliseconds (research/perf-limits.md §4). Prepared statements are
+    // still planned for their actual parameters: a generic plan cannot use the partial
+    // request_id index, nor tell a rare keyword from a common one.
+    options: '-c jit=off -c plan_cache_mode=force_custom_plan'
   })
 }
 

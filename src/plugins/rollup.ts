@@ -1,5 +1,8 @@
 import fp from 'fastify-plugin'
-import { foldStatDeltas } from '../queries/rollup.js'
+import { foldStatDeltas, vacuumStatTables } from '../queries/rollup.js'
+
+// The rollups' own dead rows (one per upserted hour) matter less; a vacuum a minute is plenty.
+const ROLLUP_VACUUM_INTERVAL_MS = 60_000
 
 export interface RollupPluginOptions {
   /** how often the triggers' deltas are folded into the hourly rollups; 0 turns folding off */
@@ -14,9 +17,23 @@ export default fp<RollupPluginOptions>(async function rollupPlugin (app, opts) {
   if (opts.intervalMs === 0) return
   let running: Promise<void> | null = null
 
+  let lastRollupVacuum = Date.now()
+
+  async function foldAndVacuum () {
+    const folded = await foldStatDeltas(app.db)
+    if (folded === 0) return
+    // Every fold leaves the delta rows it moved dead, and every reader scans that small table:
+    // vacuumed here rather than left to autovacuum, which may be slow to notice or turned off.
+    await vacuumStatTables(app.db, ['logs_stat_delta'])
+    if (Date.now() - lastRollupVacuum > ROLLUP_VACUUM_INTERVAL_MS) {
+      lastRollupVacuum = Date.now()
+      await vacuumStatTables(app.db, ['logs_stat_hourly', 'logs_stat_hourly_user'])
+    }
+  }
+
   function fold () {
     if (running !== null) return
-    running = foldStatDeltas(app.db)
+    running = foldAndVacuum()
       .then(() => {}, (err: unknown) => { app.log.warn({ err }, 'folding stat deltas failed') })
       .finally(() => { running = null })
   }

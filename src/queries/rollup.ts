@@ -50,3 +50,8 @@ export async function foldStatDeltas (db: Kysely<Database>): Promise<number> {
     return folded
   })
 }
+
+/** VACUUM (outside any transaction) of the stat tables named; skips a table someone else holds. */
+export async function vacuumStatTables (db: Kysely<Database>, tables: Array<'logs_stat_delta' | 'logs_stat_hourly' | 'logs_stat_hourly_user'>): Promise<void> {
+  await sql`vacuum (skip_locked) ${sql.join(tables.map((t) => sql.table(t)))}`.execute(db)
+}

@@ -77,7 +77,8 @@ export const requestIdProp = {
 
 // No maxLength here: the limit applies after trimming (the request line's own size bounds the raw value).
 export const KeywordSchema = Type.String({
-  description: 'trimmed, then 1..128 characters; matched literally and case-insensitively against content, or equal to type when an integer'
+  description: 'trimmed, then 1..128 characters; matched literally and case-insensitively against content, or equal to type when an integer. ' +
+    'A keyword without three letters or digits in a row (e.g. "ab", "超时") is matched against the newest 100,000 rows in scope only.'
 })
 
 export const PageSchema = <T extends typeof UserItemSchema | typeof AdminItemSchema>(item: T) => Type.Object({

@@ -2,7 +2,7 @@ import t from 'tap'
 import { sql, type Insertable } from 'kysely'
 import type { LogsTable } from '../../src/db/types.js'
 import {
-  countLogs, escapeLike, listAdminLogs, listUserLogs, searchAdminLogs, searchUserLogs, whereLogs, type LogFilter
+  countLogs, escapeLike, listAdminLogs, listUserLogs, searchAdminLogs, searchUserLogs, trigramSearchable, whereLogs, type LogFilter
 } from '../../src/queries/logs.js'
 import { buildTestApp, insertLogs } from '../helpers/app.js'
 
@@ -231,5 +231,20 @@ t.test('searchUserLogs, searchAdminLogs', async (t) => {
     // Ties on created_at 30: id desc.
     t.strictSame((await searchAdminLogs(app.db, { keyword: '1', limit: 100 })).map((i) => i.id), r(4, 5))
     t.strictSame((await searchAdminLogs(app.db, { keyword: 'e', limit: 100 })).map((i) => i.id), r(4, 3, 1))
+  })
+
+  t.test('a keyword without a trigram is matched against the newest rows in scope only', async (t) => {
+    t.equal(trigramSearchable('ab'), false)
+    t.equal(trigramSearchable('超时'), false)
+    t.equal(trigramSearchable('a%b_c'), false)
+    t.equal(trigramSearchable('abc'), true)
+    t.equal(trigramSearchable('参数错误'), true)
+    // newest first the rows are 3/4 (created_at 30), 2 (20), 1 (10), 5 (5)
+    t.strictSame((await searchAdminLogs(app.db, { keyword: 'ph', limit: 100, shortKeywordWindow: 3 })).map((i) => i.id), r(3, 2),
+      'rows 1 and 5 match "ph" but are older than the 3 newest')
+    t.strictSame((await searchAdminLogs(app.db, { keyword: 'pha', limit: 100, shortKeywordWindow: 3 })).map((i) => i.id), r(3, 2, 1, 5),
+      'a keyword with a trigram searches everything')
+    t.strictSame((await searchUserLogs(app.db, { keyword: 'ph', userId: 1, limit: 100, shortKeywordWindow: 2 })).map((i) => i.id), r(2, 1),
+      "a user's window is their own newest rows")
   })
 })

@@ -1,8 +1,8 @@
 import t, { type Test } from 'tap'
 import { sql } from 'kysely'
-import { buildTestApp, insertLogs } from '../helpers/app.js'
-import { countLogs, exactSums, wholeHours, type LogFilter } from '../../src/queries/logs.js'
-import { foldStatDeltas } from '../../src/queries/rollup.js'
+import { buildTestApp, createUser, insertLogs } from '../helpers/app.js'
+import { countLogs, EXACT_COUNT_LIMIT, exactSums, wholeHours, type LogFilter } from '../../src/queries/logs.js'
+import { foldStatDeltas, vacuumStatTables } from '../../src/queries/rollup.js'
 import type { App } from '../../src/app.js'
 
 // The rollups must give exactly what a scan of logs gives, for any window, before and after
@@ -102,4 +102,27 @@ t.test('whole hours inside a window', async (t) => {
   t.strictSame(wholeHours(undefined, 10_799), { first: 1, last: 2 })
   t.equal(wholeHours(0, 3598), null, 'hour 0 is never read from the rollups')
   t.equal(wholeHours(undefined, undefined)?.first, 1)
+})
+
+t.test('a total past the exact limit is the planner\'s estimate, flagged', async (t) => {
+  const app = await buildTestApp(t, { STAT_FOLD_INTERVAL_MS: 0 })
+  const n = EXACT_COUNT_LIMIT + 50
+  await app.db.insertInto('logs').columns(['user_id', 'created_at', 'type', 'model_name']).expression((eb) => eb.selectFrom(sql<{ g: number }>`generate_series(1, ${n})`.as('g'))
+    .select([sql<number>`1`.as('user_id'), sql<number>`${T0} + g`.as('created_at'), sql<number>`2`.as('type'), sql<string>`'m'`.as('model_name')]))
+    .execute()
+  await sql`analyze logs`.execute(app.db)
+  const estimated = await countLogs(app.db, { modelName: 'm' })
+  t.equal(estimated.exact, false)
+  t.ok(estimated.total > EXACT_COUNT_LIMIT, `an estimate above the limit (${estimated.total})`)
+  t.strictSame(await countLogs(app.db, { userId: 1 }), { total: n, exact: true }, 'the rollups still count exactly')
+  const res = await app.inject({ url: '/api/log/self', headers: (await createUser(app.db, { role: 100 })).headers })
+  t.match(res.json(), { data: { total_exact: true } })
+})
+
+t.test('folding and vacuuming the stat tables keeps answers exact', async (t) => {
+  const app = await buildTestApp(t, { STAT_FOLD_INTERVAL_MS: 0 })
+  await insertLogs(app.db, [{ user_id: 1, created_at: T0 + 10, type: 2, quota: 5 }, { user_id: 1, created_at: T0 + 7300, type: 2, quota: 7 }])
+  await foldStatDeltas(app.db)
+  await vacuumStatTables(app.db, ['logs_stat_delta', 'logs_stat_hourly', 'logs_stat_hourly_user'])
+  t.strictSame(await exactSums(app.db, { userId: 1 }), { n: 2, quota: 12 })
 })
