@@ -62,7 +62,11 @@ export async function up (db: Kysely<any>): Promise<void> {
   await sql`create index if not exists idx_logs_created_at_id on logs (created_at, id)`.execute(db)
   // Self list, its total and self stat: one user's rows in time order, whatever the window. Also
   // removes new-api's worst case: a user with no recent rows scanning the whole table (2 s at 10M).
-  await sql`create index if not exists idx_logs_user_created_id on logs (user_id, created_at, id)`.execute(db)
+  // Covering: every other filter of /self and the sums of self stat are read from the index
+  // alone, so a heavy user's filtered page or partial-day sum never visits the heap row by row.
+  await sql`
+    create index if not exists idx_logs_user_created_id on logs (user_id, created_at, id)
+    include (type, quota, prompt_tokens, completion_tokens, model_name, token_name, "group")`.execute(db)
   // GET /api/log/token: one key's rows, newest first.
   await sql`create index if not exists idx_logs_token_created_id on logs (token_id, created_at, id)`.execute(db)
   // Admin stat: sum(quota) by type over a window, and rpm/tpm, as index-only scans.

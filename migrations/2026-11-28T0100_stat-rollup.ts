@@ -1,15 +1,18 @@
 import { sql, type Kysely } from 'kysely'
 
-// Hourly rollups of logs, kept exact by triggers, so that stats and list totals over long windows
-// read a few hundred rows instead of millions (research/perf-limits.md: 30-day sum 731 ms on the
+// Rollups of logs, kept exact by triggers, so that stats and list totals over long windows read a
+// few hundred rows instead of millions: per (hour, type) for the whole site, per (user, day,
+// type) for each user (an hourly grain per user would barely aggregate: a typical user has a few
+// rows an hour) (research/perf-limits.md: 30-day sum 731 ms on the
 // covering index, 1.5 ms from a rollup).
 //
 // Writers never touch the rollups directly: a statement-level trigger appends one row per
 // (user, hour, type) of each INSERT/DELETE/UPDATE statement to logs_stat_delta, which has no keys
 // and so no lock contention between concurrent inserts. The service folds the deltas into the
 // rollups in the background (queries/rollup.ts); readers add the rollup and the pending deltas,
-// so every answer is exact whether or not the fold has run. Rows with created_at < 3600 (hour 0
-// and below) are never read from the rollups: the read path takes them from logs itself.
+// so every answer is exact whether or not the fold has run. Hour 0 and day 0 (which integer
+// division also fills with negative timestamps) are never read from the rollups: the read path
+// takes rows before the first whole hour or day from logs itself.
 
 export async function up (db: Kysely<any>): Promise<void> {
   await sql`
@@ -24,15 +27,15 @@ export async function up (db: Kysely<any>): Promise<void> {
     )`.execute(db)
 
   await sql`
-    create table logs_stat_hourly_user (
+    create table logs_stat_daily_user (
       user_id int not null,
-      hour bigint not null,
+      day bigint not null,
       type int not null,
       n bigint not null,
       quota bigint not null,
       prompt_tokens bigint not null,
       completion_tokens bigint not null,
-      primary key (user_id, hour, type)
+      primary key (user_id, day, type)
     )`.execute(db)
 
   await sql`
@@ -80,7 +83,7 @@ export async function up (db: Kysely<any>): Promise<void> {
   await sql`
     create function logs_stat_on_truncate() returns trigger language plpgsql as $$
     begin
-      truncate logs_stat_hourly, logs_stat_hourly_user, logs_stat_delta;
+      truncate logs_stat_hourly, logs_stat_daily_user, logs_stat_delta;
       return null;
     end $$`.execute(db)
 
@@ -91,15 +94,11 @@ export async function up (db: Kysely<any>): Promise<void> {
   await sql`create trigger logs_stat_update after update on logs referencing old table as old_rows new table as new_rows for each statement execute function logs_stat_on_update()`.execute(db)
   await sql`create trigger logs_stat_truncate after truncate on logs for each statement execute function logs_stat_on_truncate()`.execute(db)
 
-  // Existing rows (a database new-api wrote), folded straight into the rollups.
+  // Existing rows (a database new-api wrote) as deltas; the service folds them.
   await sql`
-    insert into logs_stat_hourly_user
+    insert into logs_stat_delta
     select user_id, created_at / 3600, type, count(*), sum(quota), sum(prompt_tokens), sum(completion_tokens)
     from logs group by 1, 2, 3`.execute(db)
-  await sql`
-    insert into logs_stat_hourly
-    select hour, type, sum(n), sum(quota), sum(prompt_tokens), sum(completion_tokens)
-    from logs_stat_hourly_user group by 1, 2`.execute(db)
 }
 
 export async function down (db: Kysely<any>): Promise<void> {
@@ -108,5 +107,5 @@ export async function down (db: Kysely<any>): Promise<void> {
   await sql`drop trigger if exists logs_stat_update on logs`.execute(db)
   await sql`drop trigger if exists logs_stat_truncate on logs`.execute(db)
   await sql`drop function if exists logs_stat_on_insert, logs_stat_on_delete, logs_stat_on_update, logs_stat_on_truncate`.execute(db)
-  await sql`drop table if exists logs_stat_hourly, logs_stat_hourly_user, logs_stat_delta`.execute(db)
+  await sql`drop table if exists logs_stat_hourly, logs_stat_daily_user, logs_stat_delta`.execute(db)
 }

@@ -49,9 +49,8 @@ export interface LogsTable {
   other: Generated<string>
 }
 
-/** Sums of one (hour, type), or one (user, hour, type); kept exact by triggers on logs. */
+/** Sums of rows by type; kept exact by triggers on logs. */
 export interface StatSums {
-  hour: number
   type: number
   n: number
   quota: number
@@ -64,7 +63,7 @@ export interface Database {
   tokens: TokensTable
   channels: ChannelsTable
   logs: LogsTable
-  logs_stat_hourly: StatSums
-  logs_stat_hourly_user: StatSums & { user_id: number }
-  logs_stat_delta: StatSums & { user_id: number }
+  logs_stat_hourly: StatSums & { hour: number }
+  logs_stat_daily_user: StatSums & { user_id: number, day: number }
+  logs_stat_delta: StatSums & { user_id: number, hour: number }
 }

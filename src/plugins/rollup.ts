@@ -27,7 +27,7 @@ export default fp<RollupPluginOptions>(async function rollupPlugin (app, opts) {
     await vacuumStatTables(app.db, ['logs_stat_delta'])
     if (Date.now() - lastRollupVacuum > ROLLUP_VACUUM_INTERVAL_MS) {
       lastRollupVacuum = Date.now()
-      await vacuumStatTables(app.db, ['logs_stat_hourly', 'logs_stat_hourly_user'])
+      await vacuumStatTables(app.db, ['logs_stat_hourly', 'logs_stat_daily_user'])
     }
   }
 

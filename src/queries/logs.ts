@@ -101,24 +101,25 @@ export interface Total {
 }
 
 /**
- * Filters the hourly rollups can answer: a user, a type, a time window. Any other filter needs
- * the rows themselves.
+ * Filters the rollups can answer: a user, a type, a time window. Any other filter needs the rows
+ * themselves.
  */
 export function rollupAnswers (f: LogFilter): boolean {
   return f.tokenId === undefined && !f.tokenName && !f.modelName && !f.group && !f.requestId && !f.username && !f.channel
 }
 
 const HOUR = 3600
+const DAY = 86_400
 const NO_END = Number.MAX_SAFE_INTEGER
 
 /**
- * The whole hours inside [start, end] the rollups answer for, or null when there is none. Hours
- * below 1 are never taken from the rollups (created_at / 3600 truncates toward zero, so hour 0
- * would also hold negative timestamps): rows there are counted from logs.
+ * The whole units (hours or days) inside [start, end] the rollups answer for, or null when there
+ * is none. Unit 0 is never taken from the rollups (created_at / 3600 truncates toward zero, so it
+ * would also hold negative timestamps): rows before the first unit are counted from logs.
  */
-export function wholeHours (start: number | undefined, end: number | undefined): { first: number, last: number } | null {
-  const first = Math.max(1, start === undefined ? 1 : Math.ceil(start / HOUR))
-  const last = end === undefined ? NO_END : Math.floor((end + 1) / HOUR) - 1
+export function wholeUnits (start: number | undefined, end: number | undefined, unit: number): { first: number, last: number } | null {
+  const first = Math.max(1, start === undefined ? 1 : Math.ceil(start / unit))
+  const last = end === undefined ? NO_END : Math.floor((end + 1) / unit) - 1
   return first <= last ? { first, last } : null
 }
 
@@ -128,30 +129,44 @@ function rawSums (db: Kysely<Database>, f: LogFilter) {
     .select([sql<number>`count(*)`.as('n'), sql<number>`sum(logs.quota)`.as('quota')])
 }
 
-function rollupSums (db: Kysely<Database>, table: 'logs_stat_hourly' | 'logs_stat_hourly_user' | 'logs_stat_delta', f: LogFilter, hours: { first: number, last: number }) {
-  let query = db.selectFrom(table)
+function rollupSums (db: Kysely<Database>, f: LogFilter, units: { first: number, last: number }) {
+  const sums = [sql<number>`sum(n)`.as('n'), sql<number>`sum(quota)`.as('quota')]
+  if (f.userId === undefined) {
+    const site = db.selectFrom('logs_stat_hourly').select(sums).where('hour', '>=', units.first).where('hour', '<=', units.last)
+    return f.type ? site.where('type', '=', f.type) : site
+  }
+  const user = db.selectFrom('logs_stat_daily_user').select(sums)
+    .where('user_id', '=', f.userId).where('day', '>=', units.first).where('day', '<=', units.last)
+  return f.type ? user.where('type', '=', f.type) : user
+}
+
+function deltaSums (db: Kysely<Database>, f: LogFilter, hours: { first: number, last: number }) {
+  let query = db.selectFrom('logs_stat_delta')
     .select([sql<number>`sum(n)`.as('n'), sql<number>`sum(quota)`.as('quota')])
     .where('hour', '>=', hours.first)
     .where('hour', '<=', hours.last)
   if (f.type) query = query.where('type', '=', f.type)
-  if (f.userId !== undefined) query = query.where(sql.ref(`${table}.user_id`), '=', f.userId)
+  if (f.userId !== undefined) query = query.where('user_id', '=', f.userId)
   return query
 }
 
 /**
- * Exact row count and quota sum for filters the rollups answer: the whole hours from the rollup
- * plus the deltas not folded yet, the partial hours at either end from logs, in one statement
- * (one snapshot). A 30-day window reads ~720 rollup rows and at most two hours of log rows.
+ * Exact row count and quota sum for filters the rollups answer: the whole hours (site) or days
+ * (one user) from the rollup plus the deltas not folded yet, the partial units at either end from
+ * logs (index-only for a user, through the covering (user_id, created_at, id) index), in one
+ * statement, so one snapshot. A 30-day window reads ~720 site rollup rows, or ~30 per type for a
+ * user, and at most two partial units of log rows.
  */
 export async function exactSums (db: Kysely<Database>, f: LogFilter): Promise<{ n: number, quota: number }> {
-  const hours = wholeHours(f.startTimestamp, f.endTimestamp)
-  let parts = hours === null ? rawSums(db, f) : rawSums(db, { ...f, endTimestamp: hours.first * HOUR - 1 })
-  if (hours !== null) {
-    // With no end, the rollups run to the last hour there is: no partial hour after them.
-    if (f.endTimestamp !== undefined) parts = parts.unionAll(rawSums(db, { ...f, startTimestamp: (hours.last + 1) * HOUR }))
-    parts = parts
-      .unionAll(rollupSums(db, f.userId === undefined ? 'logs_stat_hourly' : 'logs_stat_hourly_user', f, hours))
-      .unionAll(rollupSums(db, 'logs_stat_delta', f, hours))
+  const unit = f.userId === undefined ? HOUR : DAY
+  const units = wholeUnits(f.startTimestamp, f.endTimestamp, unit)
+  let parts = units === null ? rawSums(db, f) : rawSums(db, { ...f, endTimestamp: units.first * unit - 1 })
+  if (units !== null) {
+    // With no end, the rollups run to the last unit there is: no partial unit after them.
+    if (f.endTimestamp !== undefined) parts = parts.unionAll(rawSums(db, { ...f, startTimestamp: (units.last + 1) * unit }))
+    const perHour = unit / HOUR
+    const hours = { first: units.first * perHour, last: units.last === NO_END ? NO_END : (units.last + 1) * perHour - 1 }
+    parts = parts.unionAll(rollupSums(db, f, units)).unionAll(deltaSums(db, f, hours))
   }
   const row = await db.selectFrom(parts.as('parts'))
     .select([sql<number>`coalesce(sum(n), 0)::int8`.as('n'), sql<number>`coalesce(sum(quota), 0)::int8`.as('quota')])

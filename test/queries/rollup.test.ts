@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import { sql } from 'kysely'
 import { buildTestApp, createUser, insertLogs } from '../helpers/app.js'
-import { countLogs, EXACT_COUNT_LIMIT, exactSums, wholeHours, type LogFilter } from '../../src/queries/logs.js'
+import { countLogs, EXACT_COUNT_LIMIT, exactSums, wholeUnits, type LogFilter } from '../../src/queries/logs.js'
 import { foldStatDeltas, vacuumStatTables } from '../../src/queries/rollup.js'
 import type { App } from '../../src/app.js'
 
@@ -34,7 +34,7 @@ function randomFilters (): LogFilter[] {
   const out: LogFilter[] = [{}, { type: 2 }, { userId: 1 }, { userId: 2, type: 1 }]
   for (let i = 0; i < 40; i++) {
     const a = T0 - 7200 + Math.floor(random() * 40_000)
-    const b = a + Math.floor(random() * 30_000) - 2000
+    const b = a + Math.floor(random() * (random() < 0.5 ? 30_000 : 300_000)) - 2000
     out.push({
       startTimestamp: random() < 0.2 ? undefined : a,
       endTimestamp: random() < 0.2 ? undefined : b,
@@ -62,7 +62,7 @@ t.test('exact sums match a scan through writes, deletes, updates and folds', asy
   for (let i = 0; i < 1500; i++) {
     rows.push({
       user_id: 1 + Math.floor(random() * 3),
-      created_at: T0 - 7200 + Math.floor(random() * 36_000),
+      created_at: T0 - 7200 + Math.floor(random() * (i % 2 === 0 ? 36_000 : 400_000)),
       type: pick([1, 2, 2, 2, 5]),
       quota: Math.floor(random() * 1000)
     })
@@ -96,12 +96,14 @@ t.test('totals: exact from the rollups, capped-then-estimated otherwise', async 
   t.strictSame(await countLogs(app.db, { startTimestamp: T0 + 600, endTimestamp: T0 + 1800 }), { total: 3, exact: true })
 })
 
-t.test('whole hours inside a window', async (t) => {
-  t.strictSame(wholeHours(3600, 7199), { first: 1, last: 1 })
-  t.equal(wholeHours(3601, 7199), null)
-  t.strictSame(wholeHours(undefined, 10_799), { first: 1, last: 2 })
-  t.equal(wholeHours(0, 3598), null, 'hour 0 is never read from the rollups')
-  t.equal(wholeHours(undefined, undefined)?.first, 1)
+t.test('whole units inside a window', async (t) => {
+  t.strictSame(wholeUnits(3600, 7199, 3600), { first: 1, last: 1 })
+  t.equal(wholeUnits(3601, 7199, 3600), null)
+  t.strictSame(wholeUnits(undefined, 10_799, 3600), { first: 1, last: 2 })
+  t.equal(wholeUnits(0, 3598, 3600), null, 'hour 0 is never read from the rollups')
+  t.equal(wholeUnits(undefined, undefined, 3600)?.first, 1)
+  t.strictSame(wholeUnits(86_400, 3 * 86_400 - 1, 86_400), { first: 1, last: 2 })
+  t.equal(wholeUnits(5, 86_400 * 2 - 2, 86_400), null, 'no whole day')
 })
 
 t.test('a total past the exact limit is the planner\'s estimate, flagged', async (t) => {
@@ -123,6 +125,6 @@ t.test('folding and vacuuming the stat tables keeps answers exact', async (t) =>
   const app = await buildTestApp(t, { STAT_FOLD_INTERVAL_MS: 0 })
   await insertLogs(app.db, [{ user_id: 1, created_at: T0 + 10, type: 2, quota: 5 }, { user_id: 1, created_at: T0 + 7300, type: 2, quota: 7 }])
   await foldStatDeltas(app.db)
-  await vacuumStatTables(app.db, ['logs_stat_delta', 'logs_stat_hourly', 'logs_stat_hourly_user'])
+  await vacuumStatTables(app.db, ['logs_stat_delta', 'logs_stat_hourly', 'logs_stat_daily_user'])
   t.strictSame(await exactSums(app.db, { userId: 1 }), { n: 2, quota: 12 })
 })

@@ -190,9 +190,10 @@ t.test('--append adds rows after the existing ones', async (t) => {
     select n, quota from logs_stat_hourly union all select n, quota from logs_stat_delta) s`)
   const rows = await one<{ n: number, quota: number }>(pool, 'select count(*)::float8 as n, sum(quota)::float8 as quota from logs')
   t.strictSame(rollup, rows, 'rollups and deltas add up to the rows')
-  const perUser = await count(pool, `(select user_id, type, created_at / 3600 as hour, count(*) as n from logs group by 1, 2, 3
-    except select user_id, type, hour, sum(n) from (select user_id, type, hour, n from logs_stat_hourly_user union all select user_id, type, hour, n from logs_stat_delta) u group by 1, 2, 3) d`)
-  t.equal(perUser, 0, 'every (user, hour, type) count matches')
+  const perUser = await count(pool, `(select user_id, type, created_at / 86400 as day, count(*) as n from logs group by 1, 2, 3
+    except select user_id, type, day, sum(n) from (select user_id, type, day, n from logs_stat_daily_user
+      union all select user_id, type, hour / 24, n from logs_stat_delta) u group by 1, 2, 3) d`)
+  t.equal(perUser, 0, 'every (user, day, type) count matches')
   // the same seed again starts a different stream, so the appended rows are new rows
   t.equal(await count(pool, 'logs a join logs b on a.request_id = b.request_id and a.id < b.id where a.request_id <> \'\''), 0)
 })
