@@ -64,6 +64,8 @@ export interface Database {
   channels: ChannelsTable
   logs: LogsTable
   logs_stat_hourly: StatSums & { hour: number }
+  logs_stat_minutely: StatSums & { minute: number }
   logs_stat_daily_user: StatSums & { user_id: number, day: number }
-  logs_stat_delta: StatSums & { user_id: number, hour: number }
+  logs_stat_hourly_user: StatSums & { user_id: number, hour: number }
+  logs_stat_delta: StatSums & { user_id: number, minute: number }
 }

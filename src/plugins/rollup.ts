@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { foldStatDeltas, vacuumStatTables } from '../queries/rollup.js'
+import { foldStatDeltas, ROLLUP_TABLES, vacuumStatTables } from '../queries/rollup.js'
 
 // The rollups' own dead rows (one per upserted hour) matter less; a vacuum a minute is plenty.
 const ROLLUP_VACUUM_INTERVAL_MS = 60_000
@@ -27,7 +27,7 @@ export default fp<RollupPluginOptions>(async function rollupPlugin (app, opts) {
     await vacuumStatTables(app.db, ['logs_stat_delta'])
     if (Date.now() - lastRollupVacuum > ROLLUP_VACUUM_INTERVAL_MS) {
       lastRollupVacuum = Date.now()
-      await vacuumStatTables(app.db, ['logs_stat_hourly', 'logs_stat_daily_user'])
+      await vacuumStatTables(app.db, ROLLUP_TABLES)
     }
   }
 

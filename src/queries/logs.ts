@@ -108,20 +108,51 @@ export function rollupAnswers (f: LogFilter): boolean {
   return f.tokenId === undefined && !f.tokenName && !f.modelName && !f.group && !f.requestId && !f.username && !f.channel
 }
 
+const MINUTE = 60
 const HOUR = 3600
 const DAY = 86_400
 const NO_END = Number.MAX_SAFE_INTEGER
 
-/**
- * The whole units (hours or days) inside [start, end] the rollups answer for, or null when there
- * is none. Unit 0 is never taken from the rollups (created_at / 3600 truncates toward zero, so it
- * would also hold negative timestamps): rows before the first unit are counted from logs.
- */
-export function wholeUnits (start: number | undefined, end: number | undefined, unit: number): { first: number, last: number } | null {
-  const first = Math.max(1, start === undefined ? 1 : Math.ceil(start / unit))
-  const last = end === undefined ? NO_END : Math.floor((end + 1) / unit) - 1
-  return first <= last ? { first, last } : null
+export interface UnitRange { first: number, last: number }
+
+/** How [start, end] splits into rows read from logs, fine and coarse rollup units, and delta minutes. */
+export interface WindowPlan {
+  raw: Array<{ start?: number, end?: number }>
+  fine: UnitRange[]
+  coarse: UnitRange | null
+  delta: UnitRange | null
 }
+
+/**
+ * Splits a window for the rollups: the whole coarse units inside it, the whole fine units beside
+ * them at either end, and the seconds left over. Unit 0 of either grain is never used (integer
+ * division also puts negative timestamps there): rows before the first fine unit are read raw.
+ * With no end, the rollups run to the last unit there is and nothing is read after them.
+ */
+export function planWindow (start: number | undefined, end: number | undefined, fine: number, coarse: number): WindowPlan {
+  const f1 = Math.max(1, start === undefined ? 1 : Math.ceil(start / fine))
+  const f2 = end === undefined ? NO_END : Math.floor((end + 1) / fine) - 1
+  if (f1 > f2) return { raw: [{ start, end }], fine: [], coarse: null, delta: null }
+
+  const raw: WindowPlan['raw'] = [{ start, end: f1 * fine - 1 }]
+  if (end !== undefined) raw.push({ start: (f2 + 1) * fine, end })
+  const ratio = coarse / fine
+  const c1 = Math.ceil(f1 / ratio)
+  const c2 = f2 === NO_END ? NO_END : Math.floor((f2 + 1) / ratio) - 1
+  const fineRanges: UnitRange[] = []
+  let coarseRange: UnitRange | null = null
+  if (c1 <= c2) {
+    coarseRange = { first: c1, last: c2 }
+    if (f1 <= c1 * ratio - 1) fineRanges.push({ first: f1, last: c1 * ratio - 1 })
+    if (c2 !== NO_END && (c2 + 1) * ratio <= f2) fineRanges.push({ first: (c2 + 1) * ratio, last: f2 })
+  } else {
+    fineRanges.push({ first: f1, last: f2 })
+  }
+  const minutes = fine / MINUTE
+  return { raw, fine: fineRanges, coarse: coarseRange, delta: { first: f1 * minutes, last: f2 === NO_END ? NO_END : (f2 + 1) * minutes - 1 } }
+}
+
+const sums = [sql<number>`sum(n)`.as('n'), sql<number>`sum(quota)`.as('quota')]
 
 function rawSums (db: Kysely<Database>, f: LogFilter) {
   return db.selectFrom('logs')
@@ -129,49 +160,50 @@ function rawSums (db: Kysely<Database>, f: LogFilter) {
     .select([sql<number>`count(*)`.as('n'), sql<number>`sum(logs.quota)`.as('quota')])
 }
 
-function rollupSums (db: Kysely<Database>, f: LogFilter, units: { first: number, last: number }) {
-  const sums = [sql<number>`sum(n)`.as('n'), sql<number>`sum(quota)`.as('quota')]
-  if (f.userId === undefined) {
-    const site = db.selectFrom('logs_stat_hourly').select(sums).where('hour', '>=', units.first).where('hour', '<=', units.last)
-    return f.type ? site.where('type', '=', f.type) : site
+function siteSums (db: Kysely<Database>, f: LogFilter, grain: 'minute' | 'hour', r: UnitRange) {
+  if (grain === 'minute') {
+    const minutes = db.selectFrom('logs_stat_minutely').select(sums).where('minute', '>=', r.first).where('minute', '<=', r.last)
+    return f.type ? minutes.where('type', '=', f.type) : minutes
   }
-  const user = db.selectFrom('logs_stat_daily_user').select(sums)
-    .where('user_id', '=', f.userId).where('day', '>=', units.first).where('day', '<=', units.last)
-  return f.type ? user.where('type', '=', f.type) : user
+  const hours = db.selectFrom('logs_stat_hourly').select(sums).where('hour', '>=', r.first).where('hour', '<=', r.last)
+  return f.type ? hours.where('type', '=', f.type) : hours
 }
 
-function deltaSums (db: Kysely<Database>, f: LogFilter, hours: { first: number, last: number }) {
-  let query = db.selectFrom('logs_stat_delta')
-    .select([sql<number>`sum(n)`.as('n'), sql<number>`sum(quota)`.as('quota')])
-    .where('hour', '>=', hours.first)
-    .where('hour', '<=', hours.last)
+function userSums (db: Kysely<Database>, f: LogFilter & { userId: number }, grain: 'hour' | 'day', r: UnitRange) {
+  if (grain === 'hour') {
+    const hours = db.selectFrom('logs_stat_hourly_user').select(sums).where('user_id', '=', f.userId).where('hour', '>=', r.first).where('hour', '<=', r.last)
+    return f.type ? hours.where('type', '=', f.type) : hours
+  }
+  const days = db.selectFrom('logs_stat_daily_user').select(sums).where('user_id', '=', f.userId).where('day', '>=', r.first).where('day', '<=', r.last)
+  return f.type ? days.where('type', '=', f.type) : days
+}
+
+function deltaSums (db: Kysely<Database>, f: LogFilter, r: UnitRange) {
+  let query = db.selectFrom('logs_stat_delta').select(sums).where('minute', '>=', r.first).where('minute', '<=', r.last)
   if (f.type) query = query.where('type', '=', f.type)
   if (f.userId !== undefined) query = query.where('user_id', '=', f.userId)
   return query
 }
 
 /**
- * Exact row count and quota sum for filters the rollups answer: the whole hours (site) or days
- * (one user) from the rollup plus the deltas not folded yet, the partial units at either end from
- * logs (index-only for a user, through the covering (user_id, created_at, id) index), in one
- * statement, so one snapshot. A 30-day window reads ~720 site rollup rows, or ~30 per type for a
- * user, and at most two partial units of log rows.
+ * Exact row count and quota sum for filters the rollups answer, in one statement (one snapshot):
+ * the site's hours and minutes, or a user's days and hours, from the rollups; the deltas not
+ * folded yet; and from logs only the seconds (site) or minutes (user) at the ragged ends, through
+ * (type, created_at) or the covering (user_id, created_at, id) index. A 30-day window reads at most
+ * ~840 site rollup rows or ~80 per type for a user, and at most two partial units of log rows.
  */
 export async function exactSums (db: Kysely<Database>, f: LogFilter): Promise<{ n: number, quota: number }> {
-  const unit = f.userId === undefined ? HOUR : DAY
-  const units = wholeUnits(f.startTimestamp, f.endTimestamp, unit)
-  let parts = units === null ? rawSums(db, f) : rawSums(db, { ...f, endTimestamp: units.first * unit - 1 })
-  if (units !== null) {
-    // With no end, the rollups run to the last unit there is: no partial unit after them.
-    if (f.endTimestamp !== undefined) parts = parts.unionAll(rawSums(db, { ...f, startTimestamp: (units.last + 1) * unit }))
-    const perHour = unit / HOUR
-    const hours = { first: units.first * perHour, last: units.last === NO_END ? NO_END : (units.last + 1) * perHour - 1 }
-    parts = parts.unionAll(rollupSums(db, f, units)).unionAll(deltaSums(db, f, hours))
-  }
-  const row = await db.selectFrom(parts.as('parts'))
+  const userId = f.userId
+  const plan = userId === undefined ? planWindow(f.startTimestamp, f.endTimestamp, MINUTE, HOUR) : planWindow(f.startTimestamp, f.endTimestamp, HOUR, DAY)
+  const [first, ...rest] = plan.raw
+  let parts = rawSums(db, { ...f, startTimestamp: first?.start, endTimestamp: first?.end })
+  for (const r of rest) parts = parts.unionAll(rawSums(db, { ...f, startTimestamp: r.start, endTimestamp: r.end }))
+  for (const r of plan.fine) parts = parts.unionAll(userId === undefined ? siteSums(db, f, 'minute', r) : userSums(db, { ...f, userId }, 'hour', r))
+  if (plan.coarse !== null) parts = parts.unionAll(userId === undefined ? siteSums(db, f, 'hour', plan.coarse) : userSums(db, { ...f, userId }, 'day', plan.coarse))
+  if (plan.delta !== null) parts = parts.unionAll(deltaSums(db, f, plan.delta))
+  return await db.selectFrom(parts.as('parts'))
     .select([sql<number>`coalesce(sum(n), 0)::int8`.as('n'), sql<number>`coalesce(sum(quota), 0)::int8`.as('quota')])
     .executeTakeFirstOrThrow()
-  return row
 }
 
 /**

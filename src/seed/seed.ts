@@ -148,10 +148,10 @@ export async function seedDatabase (pool: pg.Pool, input: Partial<SeedOptions> &
       rows: opts.rows, firstId, start, end, models: opts.models, skew: opts.skew, seed: opts.seed
     }, !opts.append, opts.chunkBytes, reporter)
     await client.query('select setval(pg_get_serial_sequence(\'logs\', \'id\'), $1)', [firstId + opts.rows - 1])
-    reporter.phase?.('rollups', 'hourly stat sums of the new rows')
+    reporter.phase?.('rollups', 'stat sums of the new rows')
     await client.query(`
       insert into logs_stat_delta
-      select user_id, created_at / 3600, type, count(*), sum(quota), sum(prompt_tokens), sum(completion_tokens)
+      select user_id, created_at / 60, type, count(*), sum(quota), sum(prompt_tokens), sum(completion_tokens)
       from logs where id >= $1 group by 1, 2, 3`, [firstId])
     await client.query('alter table logs enable trigger logs_stat_insert')
     await client.query('commit')

@@ -1,8 +1,8 @@
 import t, { type Test } from 'tap'
 import { sql } from 'kysely'
 import { buildTestApp, createUser, insertLogs } from '../helpers/app.js'
-import { countLogs, EXACT_COUNT_LIMIT, exactSums, wholeUnits, type LogFilter } from '../../src/queries/logs.js'
-import { foldStatDeltas, vacuumStatTables } from '../../src/queries/rollup.js'
+import { countLogs, EXACT_COUNT_LIMIT, exactSums, planWindow, type LogFilter } from '../../src/queries/logs.js'
+import { foldStatDeltas, ROLLUP_TABLES, vacuumStatTables } from '../../src/queries/rollup.js'
 import type { App } from '../../src/app.js'
 
 // The rollups must give exactly what a scan of logs gives, for any window, before and after
@@ -83,6 +83,8 @@ t.test('exact sums match a scan through writes, deletes, updates and folds', asy
 
   const emptied = await app.db.selectFrom('logs_stat_hourly').select('hour').where('hour', '<', Math.floor((T0 + 3000) / 3600)).execute()
   t.strictSame(emptied, [], 'hours emptied by the delete leave no rollup rows behind')
+  const emptiedMinutes = await app.db.selectFrom('logs_stat_minutely').select('minute').where('minute', '<', Math.floor((T0 + 3000) / 60)).execute()
+  t.strictSame(emptiedMinutes, [], 'nor minutes')
 
   await sql`truncate logs`.execute(app.db)
   t.strictSame(await exactSums(app.db, {}), { n: 0, quota: 0 }, 'truncate empties the rollups')
@@ -96,14 +98,27 @@ t.test('totals: exact from the rollups, capped-then-estimated otherwise', async 
   t.strictSame(await countLogs(app.db, { startTimestamp: T0 + 600, endTimestamp: T0 + 1800 }), { total: 3, exact: true })
 })
 
-t.test('whole units inside a window', async (t) => {
-  t.strictSame(wholeUnits(3600, 7199, 3600), { first: 1, last: 1 })
-  t.equal(wholeUnits(3601, 7199, 3600), null)
-  t.strictSame(wholeUnits(undefined, 10_799, 3600), { first: 1, last: 2 })
-  t.equal(wholeUnits(0, 3598, 3600), null, 'hour 0 is never read from the rollups')
-  t.equal(wholeUnits(undefined, undefined, 3600)?.first, 1)
-  t.strictSame(wholeUnits(86_400, 3 * 86_400 - 1, 86_400), { first: 1, last: 2 })
-  t.equal(wholeUnits(5, 86_400 * 2 - 2, 86_400), null, 'no whole day')
+t.test('planWindow splits a window into raw seconds, fine and coarse units and delta minutes', async (t) => {
+  t.strictSame(planWindow(3600, 7199, 60, 3600), {
+    raw: [{ start: 3600, end: 3599 }, { start: 7200, end: 7199 }],
+    fine: [],
+    coarse: { first: 1, last: 1 },
+    delta: { first: 60, last: 119 }
+  }, 'exactly one hour')
+  t.strictSame(planWindow(3601, 7300, 60, 3600), {
+    raw: [{ start: 3601, end: 3659 }, { start: 7260, end: 7300 }],
+    fine: [{ first: 61, last: 120 }],
+    coarse: null,
+    delta: { first: 61, last: 120 }
+  }, 'no whole hour: minutes and seconds')
+  t.strictSame(planWindow(3000, 11_000, 60, 3600), {
+    raw: [{ start: 3000, end: 2999 }, { start: 10_980, end: 11_000 }],
+    fine: [{ first: 50, last: 59 }, { first: 180, last: 182 }],
+    coarse: { first: 1, last: 2 },
+    delta: { first: 50, last: 182 }
+  }, 'minutes on both sides of a whole hour')
+  t.strictSame(planWindow(undefined, undefined, 3600, 86_400).raw, [{ start: undefined, end: 3599 }], 'no window: hour 0 and before read raw')
+  t.strictSame(planWindow(5, 50, 60, 3600), { raw: [{ start: 5, end: 50 }], fine: [], coarse: null, delta: null })
 })
 
 t.test('a total past the exact limit is the planner\'s estimate, flagged', async (t) => {
@@ -125,6 +140,6 @@ t.test('folding and vacuuming the stat tables keeps answers exact', async (t) =>
   const app = await buildTestApp(t, { STAT_FOLD_INTERVAL_MS: 0 })
   await insertLogs(app.db, [{ user_id: 1, created_at: T0 + 10, type: 2, quota: 5 }, { user_id: 1, created_at: T0 + 7300, type: 2, quota: 7 }])
   await foldStatDeltas(app.db)
-  await vacuumStatTables(app.db, ['logs_stat_delta', 'logs_stat_hourly', 'logs_stat_daily_user'])
+  await vacuumStatTables(app.db, ['logs_stat_delta', ...ROLLUP_TABLES])
   t.strictSame(await exactSums(app.db, { userId: 1 }), { n: 2, quota: 12 })
 })

@@ -192,7 +192,7 @@ t.test('--append adds rows after the existing ones', async (t) => {
   t.strictSame(rollup, rows, 'rollups and deltas add up to the rows')
   const perUser = await count(pool, `(select user_id, type, created_at / 86400 as day, count(*) as n from logs group by 1, 2, 3
     except select user_id, type, day, sum(n) from (select user_id, type, day, n from logs_stat_daily_user
-      union all select user_id, type, hour / 24, n from logs_stat_delta) u group by 1, 2, 3) d`)
+      union all select user_id, type, minute / 1440, n from logs_stat_delta) u group by 1, 2, 3) d`)
   t.equal(perUser, 0, 'every (user, day, type) count matches')
   // the same seed again starts a different stream, so the appended rows are new rows
   t.equal(await count(pool, 'logs a join logs b on a.request_id = b.request_id and a.id < b.id where a.request_id <> \'\''), 0)
