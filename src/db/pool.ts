@@ -28,10 +28,8 @@ export function createPool (opts: PoolOptions): pg.Pool {
     // Without it a request waits forever for a connection when PostgreSQL is down.
     connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
     // JIT compiles plans for a few hundred ms on the wide aggregates and never pays back on
-    // queries that answer in milliseconds (research/perf-limits.md §4). Prepared statements are
-    // still planned for their actual parameters: a generic plan cannot use the partial
-    // request_id index, nor tell a rare keyword from a common one.
-    options: '-c jit=off -c plan_cache_mode=force_custom_plan'
+    // queries that answer in milliseconds (research/perf-limits.md §4).
+    options: '-c jit=off'
   })
 }
 
@@ -43,13 +41,14 @@ export function createPool (opts: PoolOptions): pg.Pool {
  */
 export function createDb (pool: pg.Pool, opts: { prepared?: boolean } = {}): Kysely<Database> {
   if (opts.prepared !== true) return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
-  const names = new Map<string, string>()
+  const names = new Map<string, string | undefined>()
   const nameOf = (text: string) => {
-    let name = names.get(text)
-    if (name === undefined) {
-      name = `k${names.size}`
-      names.set(text, name)
-    }
+    if (names.has(text)) return names.get(text)
+    // A search's plan depends on its pattern (a rare keyword wants the trigram index, a common one
+    // a walk of the newest rows), and a prepared statement settles on one generic plan after five
+    // runs: those statements stay unnamed, planned for each pattern.
+    const name = / ilike /.test(text) ? undefined : `k${names.size}`
+    names.set(text, name)
     return name
   }
   return new Kysely<Database>({

@@ -48,47 +48,45 @@ export function whereLogs (eb: LogsEb, f: LogFilter): Expression<SqlBool> {
   if (f.tokenName) and.push(eb('logs.token_name', '=', f.tokenName))
   if (f.modelName) and.push(eb('logs.model_name', '=', f.modelName))
   if (f.group) and.push(eb('logs.group', '=', f.group))
-  if (f.requestId) and.push(eb('logs.request_id', '=', f.requestId))
+  // The second condition repeats the partial index's predicate, so that a generic plan of a
+  // prepared statement (which cannot see that the parameter is not '') may use it.
+  if (f.requestId) and.push(eb('logs.request_id', '=', f.requestId), eb('logs.request_id', '<>', ''))
   if (f.username) and.push(eb('logs.username', '=', f.username))
   if (f.channel) and.push(eb('logs.channel_id', '=', f.channel))
   return eb.and(and)
 }
 
 /**
- * Ids of one page, newest first. Deferred join: the page's ids come from an index-only walk
- * ((created_at, id), (user_id, created_at, id) or (token_id, created_at, id)), so an OFFSET skips
- * index entries rather than whole heap rows, and only the rows of the page are fetched.
+ * One page, newest first, as a query over `logs` to select columns from. The first page and keyset
+ * pages walk the index ((created_at, id), (user_id, created_at, id), (token_id, created_at, id)…)
+ * and fetch their rows directly; a deeper OFFSET page uses a deferred join, so the rows it skips
+ * are index entries only, and only the page's rows are fetched.
  */
-function pageIds (db: Kysely<Database>, f: LogFilter, page: PageRequest) {
-  const query = db.selectFrom('logs')
-    .select('logs.id')
-    .where((eb) => whereLogs(eb, f))
-    .orderBy('logs.created_at', 'desc')
-    .orderBy('logs.id', 'desc')
-    .limit(page.pageSize)
+function pageQuery (db: Kysely<Database>, f: LogFilter, page: PageRequest) {
   const after = page.after
-  if (after === undefined) return query.offset((page.page - 1) * page.pageSize)
-  // A row comparison the btree walks directly: a page 5,000 deep costs what page 1 costs.
-  return query.where(({ eb, refTuple, tuple }) => eb(refTuple('logs.created_at', 'logs.id'), '<', tuple(after.createdAt, after.id)))
+  const offset = after === undefined ? (page.page - 1) * page.pageSize : 0
+  let rows = db.selectFrom('logs').where((eb) => whereLogs(eb, f))
+  if (offset > 0) {
+    const ids = db.selectFrom('logs').select('logs.id').where((eb) => whereLogs(eb, f))
+      .orderBy('logs.created_at', 'desc').orderBy('logs.id', 'desc')
+      .limit(page.pageSize).offset(offset)
+    rows = db.selectFrom('logs').where('logs.id', 'in', ids)
+  } else if (after !== undefined) {
+    // A row comparison the btree walks directly: a page 5,000 deep costs what page 1 costs.
+    rows = rows.where(({ eb, refTuple, tuple }) => eb(refTuple('logs.created_at', 'logs.id'), '<', tuple(after.createdAt, after.id)))
+  }
+  return rows.orderBy('logs.created_at', 'desc').orderBy('logs.id', 'desc').limit(page.pageSize)
 }
 
 export async function listUserLogs (db: Kysely<Database>, f: LogFilter, page: PageRequest): Promise<UserItem[]> {
-  return await db.selectFrom('logs')
-    .innerJoin(pageIds(db, f, page).as('page'), 'page.id', 'logs.id')
-    .select(userColumns)
-    .orderBy('logs.created_at', 'desc')
-    .orderBy('logs.id', 'desc')
-    .execute()
+  return await pageQuery(db, f, page).select(userColumns).execute()
 }
 
 export async function listAdminLogs (db: Kysely<Database>, f: LogFilter, page: PageRequest): Promise<AdminItem[]> {
-  return await db.selectFrom('logs')
-    .innerJoin(pageIds(db, f, page).as('page'), 'page.id', 'logs.id')
+  return await pageQuery(db, f, page)
     .leftJoin('channels', 'channels.id', 'logs.channel_id')
     .select(adminColumns)
     .select(sql<string>`coalesce(channels.name, '')`.as('channel_name'))
-    .orderBy('logs.created_at', 'desc')
-    .orderBy('logs.id', 'desc')
     .execute()
 }
 
