@@ -29,6 +29,10 @@ export async function up (db: Kysely<any>): Promise<void> {
   await sql`create table logs_stat_daily_user (user_id int not null, day bigint not null, type int not null, ${sums}, primary key (user_id, day, type))`.execute(db)
   await sql`create table logs_stat_hourly_user (user_id int not null, hour bigint not null, type int not null, ${sums}, primary key (user_id, hour, type))`.execute(db)
   await sql`create table logs_stat_delta (user_id int not null, minute bigint not null, type int not null, ${sums})`.execute(db)
+  // Readers take the pending deltas of their window (and user) only: after a large purge there can
+  // be millions until the fold catches up.
+  await sql`create index logs_stat_delta_minute on logs_stat_delta (minute)`.execute(db)
+  await sql`create index logs_stat_delta_user_minute on logs_stat_delta (user_id, minute)`.execute(db)
 
   await sql`
     create function logs_stat_on_insert() returns trigger language plpgsql as $$

@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { foldStatDeltas, ROLLUP_TABLES, vacuumStatTables } from '../queries/rollup.js'
+import { FOLD_CHUNK, foldStatDeltas, ROLLUP_TABLES, vacuumStatTables } from '../queries/rollup.js'
 
 // The rollups' own dead rows (one per upserted hour) matter less; a vacuum a minute is plenty.
 const ROLLUP_VACUUM_INTERVAL_MS = 60_000
@@ -20,7 +20,13 @@ export default fp<RollupPluginOptions>(async function rollupPlugin (app, opts) {
   let lastRollupVacuum = Date.now()
 
   async function foldAndVacuum () {
-    const folded = await foldStatDeltas(app.db)
+    // Chunks, until the backlog is gone or this tick has had its share of time.
+    const started = Date.now()
+    let folded = 0
+    for (let moved = FOLD_CHUNK; moved === FOLD_CHUNK && Date.now() - started < opts.intervalMs;) {
+      moved = await foldStatDeltas(app.db)
+      folded += moved
+    }
     if (folded === 0) return
     // Every fold leaves the delta rows it moved dead, and every reader scans that small table:
     // vacuumed here rather than left to autovacuum, which may be slow to notice or turned off.

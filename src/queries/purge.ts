@@ -15,8 +15,11 @@ export interface PurgeOptions {
 /**
  * Deletes in batches of `batchSize` rows, each its own short transaction (autocommit), so row
  * locks are held for milliseconds and readers and writers keep flowing. Rows are picked through
- * the (created_at, id) index and deleted by ctid, a TID scan with no join back through the
- * primary key (research/perf-limits.md §7: ctid 730-850k rows/s, id-IN 250-310k).
+ * the (created_at, id) index from where the previous batch ended (so no batch re-reads the index
+ * entries of rows already deleted, which stay until a vacuum) and deleted by ctid, a TID scan
+ * with no join back through the primary key (research/perf-limits.md §7: ctid 730-850k rows/s,
+ * id-IN 250-310k). A second pass from the start picks up rows a batch skipped (updated while it
+ * ran) or written behind it with an old timestamp.
  * Returns the number of rows deleted, or null when another purge holds the lock.
  */
 export async function purgeLogsBefore (db: Kysely<Database>, opts: PurgeOptions): Promise<number | null> {
@@ -24,20 +27,31 @@ export async function purgeLogsBefore (db: Kysely<Database>, opts: PurgeOptions)
     const { rows } = await sql<{ locked: boolean }>`select pg_try_advisory_lock(${lockKey}) as locked`.execute(conn)
     if (rows[0]?.locked !== true) return null
     try {
+      // Each batch is bounded; the sweep's first batch may walk many dead index entries.
+      await sql`set statement_timeout = 0`.execute(conn)
       let total = 0
-      for (;;) {
-        const result = await sql`
-          delete from logs where ctid = any(array(
-            select ctid from logs where created_at < ${opts.before} limit ${opts.batchSize}
-          ))`.execute(conn)
-        const deleted = Number(result.numAffectedRows ?? 0)
-        total += deleted
-        opts.onBatch?.(deleted, total)
-        // Stop on an empty batch, not a short one: a row updated while its batch ran is skipped
-        // by the ctid match and must still be picked up by the next batch.
-        if (deleted === 0) return total
+      for (let pass = 0; pass < 2; pass++) {
+        let from: number | null = null
+        for (;;) {
+          const { rows: [batch] } = await sql<{ n: number, last: number | null }>`
+            with victims as materialized (
+              select ctid from logs
+              where created_at >= coalesce(${from}::int8, '-9223372036854775808'::int8) and created_at < ${opts.before}
+              order by created_at limit ${opts.batchSize}
+            ), gone as (
+              delete from logs where ctid = any(array(select ctid from victims)) returning created_at
+            )
+            select count(*)::int8 as n, max(created_at) as last from gone`.execute(conn)
+          const deleted = batch?.n ?? 0
+          if (deleted === 0) break
+          total += deleted
+          from = batch?.last ?? from
+          opts.onBatch?.(deleted, total)
+        }
       }
+      return total
     } finally {
+      await sql`reset statement_timeout`.execute(conn)
       await sql`select pg_advisory_unlock(${lockKey})`.execute(conn)
     }
   })

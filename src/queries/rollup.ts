@@ -13,6 +13,9 @@ const ROLLUPS: Array<{ table: RollupTable, keys: string, groupBy: string }> = [
 
 const SUMS = 'sum(n), sum(quota), sum(prompt_tokens), sum(completion_tokens)'
 
+/** Delta rows one fold moves at most: a short transaction even after a purge of millions of rows. */
+export const FOLD_CHUNK = 20_000
+
 function upsert (r: typeof ROLLUPS[number]): RawBuilder<unknown> {
   return sql.raw(`
     ${r.table}_in as (
@@ -26,17 +29,20 @@ function upsert (r: typeof ROLLUPS[number]): RawBuilder<unknown> {
 }
 
 /**
- * Folds the deltas the triggers appended into the rollups, in one statement (a reader sees the
- * deltas either before or after the fold, never both). Returns the delta rows folded. Only this
+ * Folds up to `limit` of the deltas the triggers appended into the rollups, in one statement (a
+ * reader sees those deltas either before or after the fold, never both). Returns the delta rows
+ * folded. Only this
  * function updates rollup rows, so writers never wait on each other here.
  */
-export async function foldStatDeltas (db: Kysely<Database>): Promise<number> {
+export async function foldStatDeltas (db: Kysely<Database>, limit = FOLD_CHUNK): Promise<number> {
   return await db.transaction().execute(async (trx) => {
     const { rows: [lock] } = await sql<{ ok: boolean }>`select pg_try_advisory_xact_lock(hashtextextended('log-service:stat-fold', 0)) as ok`.execute(trx)
     if (lock?.ok !== true) return 0
     const emptiedColumns = ROLLUPS.map((r) => sql.raw(`(select coalesce(json_agg(${r.table}_in), '[]')::text from ${r.table}_in where n = 0) as ${r.table}`))
     const { rows: [result] } = await sql<Record<RollupTable, string> & { n: number }>`
-      with moved as (delete from logs_stat_delta returning *),
+      with moved as (
+        delete from logs_stat_delta where ctid = any(array(select ctid from logs_stat_delta limit ${limit})) returning *
+      ),
       ${sql.join(ROLLUPS.map(upsert))}
       select (select count(*) from moved)::int8 as n, ${sql.join(emptiedColumns)}`.execute(trx)
     if (result === undefined) return 0
