@@ -56,25 +56,31 @@ export function whereLogs (eb: LogsEb, f: LogFilter): Expression<SqlBool> {
   return eb.and(and)
 }
 
+/** Filters besides the scope (user or key) and the window: a page must skip non-matching rows. */
+function narrows (f: LogFilter): boolean {
+  return Boolean(f.type || f.tokenName || f.modelName || f.group || f.requestId || f.username || f.channel)
+}
+
 /**
- * One page, newest first, as a query over `logs` to select columns from. The first page and keyset
- * pages walk the index ((created_at, id), (user_id, created_at, id), (token_id, created_at, id)…)
- * and fetch their rows directly; a deeper OFFSET page uses a deferred join, so the rows it skips
- * are index entries only, and only the page's rows are fetched.
+ * One page, newest first, as a query over `logs` to select columns from. An unfiltered first or
+ * keyset page walks the index ((created_at, id), (user_id, created_at, id), (token_id, created_at,
+ * id)) and fetches its rows directly. A filtered or deeper page picks its ids first (a deferred
+ * join): the rows it skips are then index entries, tested against the columns the index carries
+ * (the covering user index holds every /self filter; the admin filter indexes hold type), and only
+ * the page's own rows are fetched.
  */
 function pageQuery (db: Kysely<Database>, f: LogFilter, page: PageRequest) {
   const after = page.after
   const offset = after === undefined ? (page.page - 1) * page.pageSize : 0
-  let rows = db.selectFrom('logs').where((eb) => whereLogs(eb, f))
-  if (offset > 0) {
-    const ids = db.selectFrom('logs').select('logs.id').where((eb) => whereLogs(eb, f))
-      .orderBy('logs.created_at', 'desc').orderBy('logs.id', 'desc')
-      .limit(page.pageSize).offset(offset)
-    rows = db.selectFrom('logs').where('logs.id', 'in', ids)
-  } else if (after !== undefined) {
+  let ids = db.selectFrom('logs').where((eb) => whereLogs(eb, f))
+  if (after !== undefined) {
     // A row comparison the btree walks directly: a page 5,000 deep costs what page 1 costs.
-    rows = rows.where(({ eb, refTuple, tuple }) => eb(refTuple('logs.created_at', 'logs.id'), '<', tuple(after.createdAt, after.id)))
+    ids = ids.where(({ eb, refTuple, tuple }) => eb(refTuple('logs.created_at', 'logs.id'), '<', tuple(after.createdAt, after.id)))
   }
+  const rows = offset > 0 || narrows(f)
+    ? db.selectFrom('logs').where('logs.id', 'in', ids.select('logs.id')
+      .orderBy('logs.created_at', 'desc').orderBy('logs.id', 'desc').limit(page.pageSize).offset(offset))
+    : ids
   return rows.orderBy('logs.created_at', 'desc').orderBy('logs.id', 'desc').limit(page.pageSize)
 }
 
