@@ -3,7 +3,7 @@ import { sql, type Kysely } from 'kysely'
 export async function up (db: Kysely<any>): Promise<void> {
   // Lists and totals filtered by group (5 or so values, so without it a filtered page reads rows
   // until enough of them match): the list order within one group, and a capped count index-only.
-  await sql`create index if not exists idx_logs_group_created on logs ("group", created_at) include (type)`.execute(db)
+  await sql`create index if not exists idx_logs_group_created on logs ("group", created_at, id) include (type)`.execute(db)
 
   // The delta table is emptied by every fold and read by every stat: where autovacuum runs, have it
   // come early (the service also vacuums it after each fold).
