@@ -5,7 +5,7 @@ import { FOLD_CHUNK, foldStatDeltas, ROLLUP_TABLES, vacuumStatTables } from '../
 const ROLLUP_VACUUM_INTERVAL_MS = 60_000
 
 export interface RollupPluginOptions {
-  /** how often the triggers' deltas are folded into the hourly rollups; 0 turns folding off */
+  /** how often the triggers' deltas are folded into the rollups; 0 turns folding off */
   intervalMs: number
 }
 
