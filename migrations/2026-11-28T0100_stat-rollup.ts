@@ -9,6 +9,9 @@ import { sql, type Kysely } from 'kysely'
 //   each user:    per (user, day, type), and per (user, hour, type) for the partial days.
 // What is left, the partial minutes (site) or hours (user), is read from logs through an index.
 //
+// A history purge adjusts the rollups itself, batch by batch, in the batch's transaction (it turns
+// the triggers off for its own session with log_service.stat_capture = off).
+//
 // Writers never touch the rollups: a statement-level trigger appends one row per (user, minute,
 // type) of each INSERT/DELETE/UPDATE statement to logs_stat_delta, which has no keys and so no lock
 // contention between concurrent inserts. The service folds the deltas into the rollups in the
@@ -37,6 +40,7 @@ export async function up (db: Kysely<any>): Promise<void> {
   await sql`
     create function logs_stat_on_insert() returns trigger language plpgsql as $$
     begin
+      if current_setting('log_service.stat_capture', true) = 'off' then return null; end if;
       insert into logs_stat_delta
       select user_id, created_at / 60, type, count(*), sum(quota), sum(prompt_tokens), sum(completion_tokens)
       from new_rows group by 1, 2, 3;
@@ -46,6 +50,7 @@ export async function up (db: Kysely<any>): Promise<void> {
   await sql`
     create function logs_stat_on_delete() returns trigger language plpgsql as $$
     begin
+      if current_setting('log_service.stat_capture', true) = 'off' then return null; end if;
       insert into logs_stat_delta
       select user_id, created_at / 60, type, -count(*), -sum(quota), -sum(prompt_tokens), -sum(completion_tokens)
       from old_rows group by 1, 2, 3;
@@ -55,6 +60,7 @@ export async function up (db: Kysely<any>): Promise<void> {
   await sql`
     create function logs_stat_on_update() returns trigger language plpgsql as $$
     begin
+      if current_setting('log_service.stat_capture', true) = 'off' then return null; end if;
       insert into logs_stat_delta
       select user_id, minute, type, sum(n), sum(quota), sum(prompt_tokens), sum(completion_tokens)
       from (

@@ -16,6 +16,9 @@ const SUMS = 'sum(n), sum(quota), sum(prompt_tokens), sum(completion_tokens)'
 /** Delta rows one fold moves at most: a short transaction even after a purge of millions of rows. */
 export const FOLD_CHUNK = 20_000
 
+/** Taken by every writer of the rollups (the fold, a purge batch), so that they never deadlock. */
+export const rollupWriteLock = sql`hashtextextended('log-service:stat-fold', 0)`
+
 function upsert (r: typeof ROLLUPS[number]): RawBuilder<unknown> {
   return sql.raw(`
     ${r.table}_in as (
@@ -29,6 +32,19 @@ function upsert (r: typeof ROLLUPS[number]): RawBuilder<unknown> {
 }
 
 /**
+ * The CTEs that add the sums of a CTE named `moved` (user_id, minute, type, n, quota,
+ * prompt_tokens, completion_tokens) to every rollup; each returns the rows it wrote.
+ */
+export function rollupUpserts (): RawBuilder<unknown> {
+  return sql.join(ROLLUPS.map(upsert))
+}
+
+/** Deletes the rollup rows a purge left at zero. */
+export async function pruneEmptyRollups (db: Kysely<Database>): Promise<void> {
+  for (const r of ROLLUPS) await sql`delete from ${sql.table(r.table)} where n = 0`.execute(db)
+}
+
+/**
  * Folds up to `limit` of the deltas the triggers appended into the rollups, in one statement (a
  * reader sees those deltas either before or after the fold, never both). Returns the delta rows
  * folded. Only this
@@ -36,14 +52,14 @@ function upsert (r: typeof ROLLUPS[number]): RawBuilder<unknown> {
  */
 export async function foldStatDeltas (db: Kysely<Database>, limit = FOLD_CHUNK): Promise<number> {
   return await db.transaction().execute(async (trx) => {
-    const { rows: [lock] } = await sql<{ ok: boolean }>`select pg_try_advisory_xact_lock(hashtextextended('log-service:stat-fold', 0)) as ok`.execute(trx)
+    const { rows: [lock] } = await sql<{ ok: boolean }>`select pg_try_advisory_xact_lock(${rollupWriteLock}) as ok`.execute(trx)
     if (lock?.ok !== true) return 0
     const emptiedColumns = ROLLUPS.map((r) => sql.raw(`(select coalesce(json_agg(${r.table}_in), '[]')::text from ${r.table}_in where n = 0) as ${r.table}`))
     const { rows: [result] } = await sql<Record<RollupTable, string> & { n: number }>`
       with moved as (
         delete from logs_stat_delta where ctid = any(array(select ctid from logs_stat_delta limit ${limit})) returning *
       ),
-      ${sql.join(ROLLUPS.map(upsert))}
+      ${rollupUpserts()}
       select (select count(*) from moved)::int8 as n, ${sql.join(emptiedColumns)}`.execute(trx)
     if (result === undefined) return 0
     // Units emptied by a purge would otherwise stay behind as rows of zeros.

@@ -3,6 +3,7 @@ import { sql } from 'kysely'
 import { buildTestApp, createUser, insertLogs } from '../helpers/app.js'
 import { countLogs, EXACT_COUNT_LIMIT, exactSums, planWindow, type LogFilter } from '../../src/queries/logs.js'
 import { foldStatDeltas, ROLLUP_TABLES, vacuumStatTables } from '../../src/queries/rollup.js'
+import { purgeLogsBefore } from '../../src/queries/purge.js'
 import type { App } from '../../src/app.js'
 
 // The rollups must give exactly what a scan of logs gives, for any window, before and after
@@ -142,4 +143,23 @@ t.test('folding and vacuuming the stat tables keeps answers exact', async (t) =>
   await foldStatDeltas(app.db)
   await vacuumStatTables(app.db, ['logs_stat_delta', ...ROLLUP_TABLES])
   t.strictSame(await exactSums(app.db, { userId: 1 }), { n: 2, quota: 12 })
+})
+
+t.test('a purge adjusts the rollups itself, exactly, leaving no deltas and no emptied units', async (t) => {
+  const app = await buildTestApp(t, { STAT_FOLD_INTERVAL_MS: 0 })
+  const rows = Array.from({ length: 400 }, (_, i) => ({
+    user_id: 1 + (i % 3), created_at: T0 - 7200 + i * 97, type: [1, 2, 2, 5][i % 4] as number, quota: i
+  }))
+  await insertLogs(app.db, rows)
+  await foldStatDeltas(app.db)
+  const target = T0 + 5000
+  const expectedGone = rows.filter((r) => r.created_at < target).length
+  t.equal(await purgeLogsBefore(app.db, { before: target, batchSize: 7 }), expectedGone)
+  t.strictSame(await app.db.selectFrom('logs_stat_delta').select('minute').execute(), [], 'the purge wrote no deltas')
+  await assertExact(t, app, 'after a purge')
+  const stale = await app.db.selectFrom('logs_stat_minutely').select('minute').where('minute', '<', Math.floor(target / 60)).execute()
+  t.strictSame(stale, [], 'minutes wholly below the target are gone from the rollups')
+  // the session setting does not leak into the pooled connection
+  await insertLogs(app.db, [{ user_id: 1, created_at: T0 + 50_000, type: 2, quota: 3 }])
+  t.equal((await app.db.selectFrom('logs_stat_delta').select('n').execute()).length, 1, 'inserts are captured again')
 })
