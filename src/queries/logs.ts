@@ -109,7 +109,7 @@ export interface Total {
  * themselves.
  */
 export function rollupAnswers (f: LogFilter): boolean {
-  return f.tokenId === undefined && !f.tokenName && !f.modelName && !f.group && !f.requestId && !f.username && !f.channel
+  return f.tokenId === undefined && !narrows({ ...f, type: undefined })
 }
 
 const MINUTE = 60

@@ -5,17 +5,9 @@ import {
   countLogs, escapeLike, listAdminLogs, listUserLogs, searchAdminLogs, searchUserLogs, trigramSearchable, whereLogs, type LogFilter
 } from '../../src/queries/logs.js'
 import { buildTestApp, insertLogs } from '../helpers/app.js'
+import { ADMIN_FIELDS, USER_FIELDS } from '../helpers/fields.js'
 
 // The query functions of src/queries/logs.ts, called directly with app.db.
-
-const USER_COLUMNS = [
-  'id', 'user_id', 'created_at', 'type', 'content', 'token_name', 'model_name', 'quota',
-  'prompt_tokens', 'completion_tokens', 'use_time', 'is_stream', 'group', 'request_id'
-].sort()
-
-const ADMIN_COLUMNS = [
-  ...USER_COLUMNS, 'username', 'channel_id', 'channel_name', 'token_id', 'ip', 'other'
-].sort()
 
 t.test('escapeLike', async (t) => {
   t.equal(escapeLike('plain text'), 'plain text')
@@ -153,7 +145,7 @@ t.test('listUserLogs, listAdminLogs: order, paging, columns', async (t) => {
     t.strictSame((await listUserLogs(app.db, f, { page: 1, pageSize: 100 })).map((i) => i.id), userOne)
     t.strictSame((await listUserLogs(app.db, f, { page: 25, pageSize: 1 })).map((i) => i.id), [userOne[24]])
     t.strictSame((await listUserLogs(app.db, f, { page: 26, pageSize: 1 })), [])
-    for (const item of p1) t.strictSame(Object.keys(item).sort(), USER_COLUMNS)
+    for (const item of p1) t.strictSame(Object.keys(item).sort(), USER_FIELDS)
     t.ok(p1.every((i) => i.user_id === 1))
     t.equal(typeof p1[0]!.id, 'number')
     t.equal(typeof p1[0]!.created_at, 'number')
@@ -176,7 +168,7 @@ t.test('listUserLogs, listAdminLogs: order, paging, columns', async (t) => {
     t.strictSame(p2.map((i) => i.id), everyone.slice(20))
     t.strictSame(await listAdminLogs(app.db, {}, { page: 3, pageSize: 20 }), [])
     for (const item of [...p1, ...p2]) {
-      t.strictSame(Object.keys(item).sort(), ADMIN_COLUMNS)
+      t.strictSame(Object.keys(item).sort(), ADMIN_FIELDS)
       const expected = item.channel_id === channel!.id ? 'primary' : ''
       t.equal(item.channel_name, expected, `channel ${item.channel_id}`)
     }
@@ -212,7 +204,7 @@ t.test('searchUserLogs, searchAdminLogs', async (t) => {
   t.test('searchUserLogs', async (t) => {
     const mine = await searchUserLogs(app.db, { keyword: 'alpha', userId: 1, limit: 100 })
     t.strictSame(mine.map((i) => i.id), r(2, 1, 5))
-    for (const item of mine) t.strictSame(Object.keys(item).sort(), USER_COLUMNS)
+    for (const item of mine) t.strictSame(Object.keys(item).sort(), USER_FIELDS)
     t.strictSame((await searchUserLogs(app.db, { keyword: 'alpha', userId: 1, limit: 2 })).map((i) => i.id), r(2, 1))
     t.strictSame((await searchUserLogs(app.db, { keyword: 'alpha_', userId: 1, limit: 100 })).map((i) => i.id), r(2))
     t.strictSame((await searchUserLogs(app.db, { keyword: '%', userId: 1, limit: 100 })).map((i) => i.id), r(1))
@@ -224,7 +216,7 @@ t.test('searchUserLogs, searchAdminLogs', async (t) => {
   t.test('searchAdminLogs', async (t) => {
     const found = await searchAdminLogs(app.db, { keyword: 'ALPHA', limit: 100 })
     t.strictSame(found.map((i) => i.id), r(3, 2, 1, 5))
-    for (const item of found) t.strictSame(Object.keys(item).sort(), ADMIN_COLUMNS)
+    for (const item of found) t.strictSame(Object.keys(item).sort(), ADMIN_FIELDS)
     t.equal(found.find((i) => i.id === ids[0])?.channel_name, 'search-chan')
     t.equal(found.find((i) => i.id === ids[1])?.channel_name, '')
     t.strictSame((await searchAdminLogs(app.db, { keyword: 'alpha', limit: 1 })).map((i) => i.id), r(3))

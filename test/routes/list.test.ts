@@ -3,21 +3,11 @@ import type { Insertable } from 'kysely'
 import type { App } from '../../src/app.js'
 import type { LogsTable } from '../../src/db/types.js'
 import { buildTestApp, createUser, insertLogs, type TestUser } from '../helpers/app.js'
+import { ADMIN_FIELDS, USER_FIELDS } from '../helpers/fields.js'
 
 // GET /api/log/ (admin) and GET /api/log/self (user): envelope, order, every filter, paging, item shape.
 
 const T = 1_700_000_000
-
-const ADMIN_FIELDS = [
-  'id', 'user_id', 'created_at', 'type', 'content', 'username', 'token_name', 'model_name', 'quota',
-  'prompt_tokens', 'completion_tokens', 'use_time', 'is_stream', 'channel_id', 'channel_name',
-  'token_id', 'group', 'ip', 'request_id', 'other'
-].sort()
-
-const USER_FIELDS = [
-  'id', 'user_id', 'created_at', 'type', 'content', 'token_name', 'model_name', 'quota',
-  'prompt_tokens', 'completion_tokens', 'use_time', 'is_stream', 'group', 'request_id'
-].sort()
 
 type Query = Record<string, string>
 type Tap = Test

@@ -3,22 +3,12 @@ import { sql, type Insertable } from 'kysely'
 import type { App } from '../../src/app.js'
 import type { LogsTable } from '../../src/db/types.js'
 import { buildTestApp, createUser, insertLogs, type TestUser } from '../helpers/app.js'
+import { ADMIN_FIELDS, USER_FIELDS } from '../helpers/fields.js'
 
 // GET /api/log/search (admin) and GET /api/log/self/search (user): keyword rules, literal and
 // case-insensitive matching, the integer-keyword type match, the 100-newest cap.
 
 const T = 1_700_000_000
-
-const ADMIN_FIELDS = [
-  'id', 'user_id', 'created_at', 'type', 'content', 'username', 'token_name', 'model_name', 'quota',
-  'prompt_tokens', 'completion_tokens', 'use_time', 'is_stream', 'channel_id', 'channel_name',
-  'token_id', 'group', 'ip', 'request_id', 'other'
-].sort()
-
-const USER_FIELDS = [
-  'id', 'user_id', 'created_at', 'type', 'content', 'token_name', 'model_name', 'quota',
-  'prompt_tokens', 'completion_tokens', 'use_time', 'is_stream', 'group', 'request_id'
-].sort()
 
 interface Item { id: number, [key: string]: unknown }
 
