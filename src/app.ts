@@ -138,6 +138,7 @@ export async function buildApp (config: AppConfig, overrides: FastifyHttpOptions
   await app.register(logRoutes, {
     prefix: '/api/log',
     purgeBatchSize: config.PURGE_BATCH_SIZE,
+    purgeUnitMaxRows: config.PURGE_UNIT_MAX_ROWS,
     tokenRateLimitMax: config.TOKEN_RATE_LIMIT_MAX,
     tokenRateLimitWindowMs: config.TOKEN_RATE_LIMIT_WINDOW_MS
   })

@@ -15,6 +15,7 @@ export const ConfigSchema = Type.Object({
   TOKEN_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 60 }),
   TOKEN_RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60_000 }),
   PURGE_BATCH_SIZE: Type.Integer({ minimum: 1, maximum: 100_000, default: 5000 }),
+  PURGE_UNIT_MAX_ROWS: Type.Integer({ minimum: 0, maximum: 10_000_000, default: 500_000, description: 'a whole day or hour with at most this many rows is purged in one statement; 0 = always row by row' }),
   DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 1000, default: 10 }),
   DB_STATEMENT_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 10_000 }),
   DB_PREPARED_STATEMENTS: Type.Boolean({ default: true, description: 'run every query as a named prepared statement' }),

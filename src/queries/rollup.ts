@@ -4,11 +4,11 @@ import type { Database } from '../db/types.js'
 type RollupTable = 'logs_stat_minutely' | 'logs_stat_hourly' | 'logs_stat_hourly_user' | 'logs_stat_daily_user'
 
 // Each rollup: its key columns, and the grouping of the folded deltas (per user and minute) it takes.
-const ROLLUPS: Array<{ table: RollupTable, keys: string, groupBy: string }> = [
-  { table: 'logs_stat_minutely', keys: 'minute, type', groupBy: 'minute, type' },
-  { table: 'logs_stat_hourly', keys: 'hour, type', groupBy: 'minute / 60, type' },
-  { table: 'logs_stat_hourly_user', keys: 'user_id, hour, type', groupBy: 'user_id, minute / 60, type' },
-  { table: 'logs_stat_daily_user', keys: 'user_id, day, type', groupBy: 'user_id, minute / 1440, type' }
+const ROLLUPS: Array<{ table: RollupTable, keys: string, groupBy: string, unit: string, seconds: number }> = [
+  { table: 'logs_stat_minutely', keys: 'minute, type', groupBy: 'minute, type', unit: 'minute', seconds: 60 },
+  { table: 'logs_stat_hourly', keys: 'hour, type', groupBy: 'minute / 60, type', unit: 'hour', seconds: 3600 },
+  { table: 'logs_stat_hourly_user', keys: 'user_id, hour, type', groupBy: 'user_id, minute / 60, type', unit: 'hour', seconds: 3600 },
+  { table: 'logs_stat_daily_user', keys: 'user_id, day, type', groupBy: 'user_id, minute / 1440, type', unit: 'day', seconds: 86_400 }
 ]
 
 const SUMS = 'sum(n), sum(quota), sum(prompt_tokens), sum(completion_tokens)'
@@ -39,9 +39,13 @@ export function rollupUpserts (): RawBuilder<unknown> {
   return sql.join(ROLLUPS.map(upsert))
 }
 
-/** Deletes the rollup rows a purge left at zero. */
-export async function pruneEmptyRollups (db: Kysely<Database>): Promise<void> {
-  for (const r of ROLLUPS) await sql`delete from ${sql.table(r.table)} where n = 0`.execute(db)
+/** Deletes the rollup rows at zero in the units that hold [from, to] (where a purge went). */
+export async function pruneEmptyRollups (db: Kysely<Database>, from: number, to: number): Promise<void> {
+  for (const r of ROLLUPS) {
+    const unit = sql.ref(r.unit)
+    await sql`delete from ${sql.table(r.table)}
+      where n = 0 and ${unit} >= ${Math.floor(from / r.seconds)} and ${unit} <= ${Math.floor(to / r.seconds)}`.execute(db)
+  }
 }
 
 /**

@@ -154,7 +154,7 @@ t.test('a purge adjusts the rollups itself, exactly, leaving no deltas and no em
   await foldStatDeltas(app.db)
   const target = T0 + 5000
   const expectedGone = rows.filter((r) => r.created_at < target).length
-  t.equal(await purgeLogsBefore(app.db, { before: target, batchSize: 7 }), expectedGone)
+  t.equal(await purgeLogsBefore(app.db, { before: target, batchSize: 7, unitMaxRows: 0 }), expectedGone)
   t.strictSame(await app.db.selectFrom('logs_stat_delta').select('minute').execute(), [], 'the purge wrote no deltas')
   await assertExact(t, app, 'after a purge')
   const stale = await app.db.selectFrom('logs_stat_minutely').select('minute').where('minute', '<', Math.floor(target / 60)).execute()
@@ -162,4 +162,35 @@ t.test('a purge adjusts the rollups itself, exactly, leaving no deltas and no em
   // the session setting does not leak into the pooled connection
   await insertLogs(app.db, [{ user_id: 1, created_at: T0 + 50_000, type: 2, quota: 3 }])
   t.equal((await app.db.selectFrom('logs_stat_delta').select('n').execute()).length, 1, 'inserts are captured again')
+})
+
+t.test('a purge by whole days, whole hours or row by row leaves exact rollups, with deltas pending', async (t) => {
+  const day0 = T0 - (T0 % 86_400) - 2 * 86_400
+  const target = T0 + 5000 // mid-hour, in the third day
+  const rows = Array.from({ length: 900 }, (_, i) => ({
+    user_id: 1 + (i % 3), created_at: day0 + 100 + i * 331, type: [1, 2, 2, 5][i % 4] as number, quota: i
+  }))
+  const expectedGone = rows.filter((r) => r.created_at < target).length
+  const batches: Record<number, number> = {}
+  // 0: every row goes through row batches; 60: days (≈ 260 rows) are too big, hours (≈ 11) are not
+  for (const unitMaxRows of [0, 60, 1_000_000]) {
+    await t.test(`unitMaxRows ${unitMaxRows}`, async (t) => {
+      const app = await buildTestApp(t, { STAT_FOLD_INTERVAL_MS: 0 })
+      // a third of the rows arrive after the fold: their sums are pending deltas during the purge
+      await insertLogs(app.db, rows.filter((_, i) => i % 3 !== 0))
+      await foldStatDeltas(app.db)
+      await insertLogs(app.db, rows.filter((_, i) => i % 3 === 0))
+      let n = 0
+      const gone = await purgeLogsBefore(app.db, { before: target, batchSize: 7, unitMaxRows, onBatch: () => { n++ } })
+      batches[unitMaxRows] = n
+      t.equal(gone, expectedGone)
+      t.strictSame(await app.db.selectFrom('logs').select('id').where('created_at', '<', target).execute(), [], 'nothing below the target is left')
+      await assertExact(t, app, 'after the purge')
+      while (await foldStatDeltas(app.db) > 0);
+      await assertExact(t, app, 'after the purge, folded')
+      const stale = await app.db.selectFrom('logs_stat_hourly_user').select('hour').where('hour', '<', Math.floor(target / 3600)).execute()
+      t.strictSame(stale, [], 'hours wholly below the target are gone from the per-user rollups')
+    })
+  }
+  t.ok(batches[1_000_000]! < batches[60]! && batches[60]! < batches[0]!, `days, then hours, take fewer batches (${JSON.stringify(batches)})`)
 })

@@ -239,3 +239,41 @@ t.test('a purge finishes when its client disconnects', async (t) => {
   t.equal(left, 0, 'every old row is deleted')
   t.strictSame(await remainingCreatedAt(app), [T])
 })
+
+t.test('a whole hour purged while another session updates one of its rows is retried, and stays exact', async (t) => {
+  const { app, url } = await buildAppWithUrl(t)
+  const admin = await createUser(app.db, { role: 10 })
+  // T - 4000 … T - 3810: inside the hour before the one holding T, so that hour goes in one statement
+  const ids = await insertLogs(app.db, Array.from({ length: 20 }, (_, i) => ({ user_id: admin.id, created_at: T - 4000 + i * 10, type: 2, quota: 1 })))
+  await insertLogs(app.db, [{ user_id: admin.id, created_at: T, type: 2, quota: 100 }])
+
+  const locker = new pg.Client({ connectionString: url })
+  await locker.connect()
+  t.teardown(() => locker.end())
+  const observer = new pg.Client({ connectionString: url })
+  await observer.connect()
+  t.teardown(() => observer.end())
+
+  await locker.query('begin')
+  await locker.query('update logs set quota = quota + 5 where id = $1', [ids[3]])
+  let released = false
+  try {
+    const purge = app.inject({ method: 'DELETE', url: '/api/log/', headers: admin.headers, query: { target_timestamp: String(T) } })
+    await waitForBlockedPurge(observer)
+    // Committed after the purge's snapshot: its statement fails to serialize and runs again.
+    await locker.query('commit')
+    released = true
+    const res = await purge
+    t.equal(res.statusCode, 200)
+    t.strictSame(res.json(), { success: true, message: '', data: 20 })
+  } finally {
+    if (!released) await locker.query('rollback')
+  }
+  t.strictSame(await remainingCreatedAt(app), [T])
+  const stat = await app.inject({ url: '/api/log/stat', headers: admin.headers, query: { type: '2' } })
+  t.equal(stat.json().data.quota, 100, 'the stat counts the remaining row only, the update included nowhere')
+  const hour = await app.inject({ url: '/api/log/stat', headers: admin.headers, query: { type: '2', start_timestamp: String(T - 4400), end_timestamp: String(T - 801) } })
+  t.equal(hour.json().data.quota, 0, 'the purged hour sums to nothing')
+  const list = await app.inject({ url: '/api/log/', headers: admin.headers })
+  t.match(list.json().data, { total: 1, total_exact: true })
+})

@@ -122,6 +122,12 @@ t.test('a fresh seed', async (t) => {
     t.equal(await count(pool, 'logs where quota < 0 or prompt_tokens not between 0 and 8000 or completion_tokens not between 0 and 8000'), 0)
   })
 
+  t.test('rollups laid out unit by unit, as the service folds them', async (t) => {
+    const clustered = await pool.query<{ relname: string }>(
+      'select i.relname from pg_index x join pg_class i on i.oid = x.indexrelid where x.indisclustered order by 1')
+    t.strictSame(clustered.rows.map((r) => r.relname), ['logs_stat_daily_user_day', 'logs_stat_hourly_user_hour', 'logs_stat_minutely_pkey'])
+  })
+
   t.test('analyzed', async (t) => {
     t.ok((await one<{ n: number }>(pool, 'select reltuples as n from pg_class where relname = \'logs\'')).n > 0)
   })

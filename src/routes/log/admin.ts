@@ -30,6 +30,7 @@ const PurgeQuerySchema = Type.Object({
 
 export interface AdminRoutesOptions {
   purgeBatchSize: number
+  purgeUnitMaxRows: number
 }
 
 const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, opts) => {
@@ -97,6 +98,7 @@ const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, o
     const deleted = await purgeLogsBefore(app.db, {
       before: request.query.target_timestamp,
       batchSize: opts.purgeBatchSize,
+      unitMaxRows: opts.purgeUnitMaxRows,
       onBatch: (n, total) => { request.log.debug({ deleted: n, total }, 'purge batch') }
     })
     if (deleted === null) throw new PurgeRunningError()

@@ -6,6 +6,7 @@ import tokenRoutes from './token.js'
 
 export interface LogRoutesOptions {
   purgeBatchSize: number
+  purgeUnitMaxRows: number
   tokenRateLimitMax: number
   tokenRateLimitWindowMs: number
 }
@@ -19,7 +20,7 @@ const logRoutes: FastifyPluginAsync<LogRoutesOptions> = async (app, opts) => {
 
   await app.register(async function adminScope (scope) {
     scope.addHook('onRequest', scope.requireRole(Role.admin))
-    await scope.register(adminRoutes, { purgeBatchSize: opts.purgeBatchSize })
+    await scope.register(adminRoutes, { purgeBatchSize: opts.purgeBatchSize, purgeUnitMaxRows: opts.purgeUnitMaxRows })
   })
 
   await app.register(tokenRoutes, {
