@@ -3,12 +3,14 @@ import type { Database } from '../db/types.js'
 
 type RollupTable = 'logs_stat_minutely' | 'logs_stat_hourly' | 'logs_stat_hourly_user' | 'logs_stat_daily_user'
 
-// Each rollup: its key columns, and the grouping of the folded deltas (per user and minute) it takes.
-const ROLLUPS: Array<{ table: RollupTable, keys: string, groupBy: string, unit: string, seconds: number }> = [
-  { table: 'logs_stat_minutely', keys: 'minute, type', groupBy: 'minute, type', unit: 'minute', seconds: 60 },
-  { table: 'logs_stat_hourly', keys: 'hour, type', groupBy: 'minute / 60, type', unit: 'hour', seconds: 3600 },
-  { table: 'logs_stat_hourly_user', keys: 'user_id, hour, type', groupBy: 'user_id, minute / 60, type', unit: 'hour', seconds: 3600 },
-  { table: 'logs_stat_daily_user', keys: 'user_id, day, type', groupBy: 'user_id, minute / 1440, type', unit: 'day', seconds: 86_400 }
+// Each rollup: its key columns, the grouping of the folded deltas (per user and minute) it takes,
+// and the order its new rows are written in: time first, so that a unit's rows share pages (a
+// purge drops them unit by unit, and a month loaded at once is laid out as a live service's).
+const ROLLUPS: Array<{ table: RollupTable, keys: string, groupBy: string, orderBy: string, unit: string, seconds: number }> = [
+  { table: 'logs_stat_minutely', keys: 'minute, type', groupBy: 'minute, type', orderBy: '1, 2', unit: 'minute', seconds: 60 },
+  { table: 'logs_stat_hourly', keys: 'hour, type', groupBy: 'minute / 60, type', orderBy: '1, 2', unit: 'hour', seconds: 3600 },
+  { table: 'logs_stat_hourly_user', keys: 'user_id, hour, type', groupBy: 'user_id, minute / 60, type', orderBy: '2, 1, 3', unit: 'hour', seconds: 3600 },
+  { table: 'logs_stat_daily_user', keys: 'user_id, day, type', groupBy: 'user_id, minute / 1440, type', orderBy: '2, 1, 3', unit: 'day', seconds: 86_400 }
 ]
 
 const SUMS = 'sum(n), sum(quota), sum(prompt_tokens), sum(completion_tokens)'
@@ -17,26 +19,31 @@ const SUMS = 'sum(n), sum(quota), sum(prompt_tokens), sum(completion_tokens)'
 export const FOLD_CHUNK = 20_000
 
 /** Taken by every writer of the rollups (the fold, a purge batch), so that they never deadlock. */
-export const rollupWriteLock = sql`hashtextextended('log-service:stat-fold', 0)`
+export const ROLLUP_WRITE_LOCK_NAME = 'log-service:stat-fold'
+export const rollupWriteLock = sql`hashtextextended(${sql.lit(ROLLUP_WRITE_LOCK_NAME)}, 0)`
 
-function upsert (r: typeof ROLLUPS[number]): RawBuilder<unknown> {
-  return sql.raw(`
+function upsert (r: typeof ROLLUPS[number]): string {
+  return `
     ${r.table}_in as (
       insert into ${r.table} as r (${r.keys}, n, quota, prompt_tokens, completion_tokens)
-      select ${r.groupBy}, ${SUMS} from moved group by ${r.groupBy}
+      select ${r.groupBy}, ${SUMS} from moved group by ${r.groupBy} order by ${r.orderBy}
       on conflict (${r.keys}) do update set
         n = r.n + excluded.n, quota = r.quota + excluded.quota,
         prompt_tokens = r.prompt_tokens + excluded.prompt_tokens, completion_tokens = r.completion_tokens + excluded.completion_tokens
       returning r.*
-    )`)
+    )`
 }
 
 /**
  * The CTEs that add the sums of a CTE named `moved` (user_id, minute, type, n, quota,
  * prompt_tokens, completion_tokens) to every rollup; each returns the rows it wrote.
  */
+export function rollupUpsertsText (): string {
+  return ROLLUPS.map(upsert).join(',')
+}
+
 export function rollupUpserts (): RawBuilder<unknown> {
-  return sql.join(ROLLUPS.map(upsert))
+  return sql.raw(rollupUpsertsText())
 }
 
 /** Deletes the rollup rows at zero in the units that hold [from, to] (where a purge went). */

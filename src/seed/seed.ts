@@ -2,8 +2,7 @@ import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type pg from 'pg'
 import { from as copyFrom } from 'pg-copy-streams'
-import { createDb } from '../db/pool.js'
-import { foldStatDeltas } from '../queries/rollup.js'
+import { ROLLUP_WRITE_LOCK_NAME, rollupUpsertsText } from '../queries/rollup.js'
 import { insertDimensions, loadDimensions, type Dimensions } from './dimensions.js'
 import { captureIndexes, dropIndexes, rebuildIndexes, type IndexDefinition } from './indexes.js'
 import { createLogChunks, LOG_COPY_COLUMNS, type LogRowOptions } from './log-rows.js'
@@ -149,21 +148,19 @@ export async function seedDatabase (pool: pg.Pool, input: Partial<SeedOptions> &
     }, !opts.append, opts.chunkBytes, reporter)
     await client.query('select setval(pg_get_serial_sequence(\'logs\', \'id\'), $1)', [firstId + opts.rows - 1])
     reporter.phase?.('rollups', 'stat sums of the new rows')
+    // Straight into the rollups, in the load's transaction (a failed seed leaves them as they
+    // were), under the lock every rollup writer takes, should a service be folding meanwhile.
+    await client.query('select pg_advisory_xact_lock(hashtextextended($1, 0))', [ROLLUP_WRITE_LOCK_NAME])
     await client.query(`
-      insert into logs_stat_delta
-      select user_id, created_at / 60, type, count(*), sum(quota), sum(prompt_tokens), sum(completion_tokens)
-      from logs where id >= $1 group by 1, 2, 3`, [firstId])
+      with moved as materialized (
+        select user_id, created_at / 60 as minute, type, count(*) as n, sum(quota) as quota,
+          sum(prompt_tokens) as prompt_tokens, sum(completion_tokens) as completion_tokens
+        from logs where id >= $1 group by 1, 2, 3
+      ),
+      ${rollupUpsertsText()}
+      select 1`, [firstId])
     await client.query('alter table logs enable trigger logs_stat_insert')
     await client.query('commit')
-    // All of the load's deltas in one fold: nobody reads while the seed runs.
-    await foldStatDeltas(createDb(pool), Number.MAX_SAFE_INTEGER)
-    // One fold of a month leaves each hour's rollup rows scattered over the whole table (in
-    // aggregate order); a service folding every second appends them hour by hour. Laid out as
-    // that service would have them, so that reads and purges of the seeded rollups cost what they
-    // would in production.
-    for (const [table, index] of [['logs_stat_minutely', 'logs_stat_minutely_pkey'], ['logs_stat_hourly_user', 'logs_stat_hourly_user_hour'], ['logs_stat_daily_user', 'logs_stat_daily_user_day']]) {
-      await client.query(`cluster ${table} using ${index}`)
-    }
   } catch (err) {
     await client.query('rollback').catch(() => {})
     throw err

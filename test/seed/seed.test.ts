@@ -122,10 +122,13 @@ t.test('a fresh seed', async (t) => {
     t.equal(await count(pool, 'logs where quota < 0 or prompt_tokens not between 0 and 8000 or completion_tokens not between 0 and 8000'), 0)
   })
 
-  t.test('rollups laid out unit by unit, as the service folds them', async (t) => {
-    const clustered = await pool.query<{ relname: string }>(
-      'select i.relname from pg_index x join pg_class i on i.oid = x.indexrelid where x.indisclustered order by 1')
-    t.strictSame(clustered.rows.map((r) => r.relname), ['logs_stat_daily_user_day', 'logs_stat_hourly_user_hour', 'logs_stat_minutely_pkey'])
+  t.test('rollups written in time order, as a live service appends them', async (t) => {
+    for (const [table, unit] of [['logs_stat_minutely', 'minute'], ['logs_stat_hourly_user', 'hour'], ['logs_stat_daily_user', 'day']]) {
+      const rows = await one<{ n: number, back: number }>(pool, `select count(*)::int as n, count(*) filter (where back)::int as back
+        from (select ${unit} < lag(${unit}) over (order by ctid) as back from ${table}) s`)
+      t.ok(rows.n > 1, `${table} has rows`)
+      t.equal(rows.back, 0, `${table}: no row on a later page than a row of a later ${unit}`)
+    }
   })
 
   t.test('analyzed', async (t) => {
