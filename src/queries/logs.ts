@@ -217,19 +217,67 @@ export async function exactSums (db: Kysely<Database>, f: LogFilter): Promise<{ 
  */
 export async function countLogs (db: Kysely<Database>, f: LogFilter): Promise<Total> {
   if (rollupAnswers(f)) return { total: (await exactSums(db, f)).n, exact: true }
+  const n = await cappedCount(db, f)
+  return n <= EXACT_COUNT_LIMIT ? { total: n, exact: true } : await estimatedTotal(db, f)
+}
 
-  const matches = db.selectFrom('logs').select(sql<number>`1`.as('one')).where((eb) => whereLogs(eb, f))
-  const capped = await db.selectFrom(matches.limit(EXACT_COUNT_LIMIT + 1).as('m'))
+function matchingRows (db: Kysely<Database>, f: LogFilter) {
+  return db.selectFrom('logs').select(sql<number>`1`.as('one')).where((eb) => whereLogs(eb, f))
+}
+
+/** Matches counted up to EXACT_COUNT_LIMIT + 1. */
+async function cappedCount (db: Kysely<Database>, f: LogFilter): Promise<number> {
+  const capped = await db.selectFrom(matchingRows(db, f).limit(EXACT_COUNT_LIMIT + 1).as('m'))
     .select((eb) => eb.fn.countAll<number>().as('n'))
     .executeTakeFirstOrThrow()
-  if (capped.n <= EXACT_COUNT_LIMIT) return { total: capped.n, exact: true }
+  return Number(capped.n)
+}
 
-  const compiled = matches.compile()
+async function estimatedTotal (db: Kysely<Database>, f: LogFilter): Promise<Total> {
+  const compiled = matchingRows(db, f).compile()
   const explain = await db.executeQuery<{ 'QUERY PLAN': Array<{ Plan: { 'Plan Rows': number } }> }>(
     CompiledQuery.raw(`explain (format json) ${compiled.sql}`, [...compiled.parameters])
   )
   const estimate = explain.rows[0]?.['QUERY PLAN'][0]?.Plan['Plan Rows'] ?? 0
   return { total: Math.max(Math.round(estimate), EXACT_COUNT_LIMIT + 1), exact: false }
+}
+
+/** Filters the multi-column GIN index (idx_logs_filters_gin) holds. */
+function ginKeys (f: LogFilter): number {
+  return [f.userId !== undefined, f.modelName, f.username, f.tokenName, f.channel, f.group].filter(Boolean).length
+}
+
+/** Up to this many matches, a page is their bitmap sorted; beyond it, a walk in list order. */
+export const BITMAP_PAGE_LIMIT = 2000
+
+/**
+ * A page and its total. Two or more of the columns the GIN index holds (e.g. a channel and a
+ * model, a user and a group) may match few rows or none even though each matches hundreds of
+ * thousands, and no btree holds both: walking one in list order until the page is full would
+ * read all of its rows (seconds). So these are counted first, by intersecting the GIN index's
+ * entries, with plain index scans off so that the planner, which takes the columns to be
+ * independent, cannot choose such a walk: no matches, no page query; a few, their bitmap sorted;
+ * many, the walk, which then finds its page quickly. Other filters: the page and the total at once.
+ */
+export async function pageWithTotal<T> (
+  db: Kysely<Database>, f: LogFilter, page: PageRequest,
+  list: (db: Kysely<Database>, f: LogFilter, page: PageRequest) => Promise<T[]>
+): Promise<{ items: T[], total: Total }> {
+  if (ginKeys(f) < 2) {
+    const [items, total] = await Promise.all([list(db, f, page), countLogs(db, f)])
+    return { items, total }
+  }
+  const few = await db.transaction().execute(async (trx) => {
+    // SET LOCAL: the settings end with this transaction, whatever happens in it.
+    await sql`select set_config('enable_indexscan', 'off', true), set_config('enable_indexonlyscan', 'off', true), set_config('enable_seqscan', 'off', true)`.execute(trx)
+    const n = await cappedCount(trx, f)
+    if (n > BITMAP_PAGE_LIMIT) return n
+    const beyond = page.after === undefined && (page.page - 1) * page.pageSize >= n
+    return { items: beyond ? [] : await list(trx, f, page), total: { total: n, exact: true } }
+  })
+  if (typeof few !== 'number') return few
+  const items = await list(db, f, page)
+  return { items, total: few <= EXACT_COUNT_LIMIT ? { total: few, exact: true } : await estimatedTotal(db, f) }
 }
 
 export interface LogStat {

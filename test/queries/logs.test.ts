@@ -2,7 +2,7 @@ import t from 'tap'
 import { sql, type Insertable } from 'kysely'
 import type { LogsTable } from '../../src/db/types.js'
 import {
-  countLogs, escapeLike, listAdminLogs, listUserLogs, searchAdminLogs, searchUserLogs, trigramSearchable, whereLogs, type LogFilter
+  BITMAP_PAGE_LIMIT, countLogs, EXACT_COUNT_LIMIT, escapeLike, listAdminLogs, pageWithTotal, listUserLogs, searchAdminLogs, searchUserLogs, trigramSearchable, whereLogs, type LogFilter
 } from '../../src/queries/logs.js'
 import { buildTestApp, insertLogs } from '../helpers/app.js'
 import { ADMIN_FIELDS, USER_FIELDS } from '../helpers/fields.js'
@@ -239,4 +239,45 @@ t.test('searchUserLogs, searchAdminLogs', async (t) => {
     t.strictSame((await searchUserLogs(app.db, { keyword: 'ph', userId: 1, limit: 100, shortKeywordWindow: 2 })).map((i) => i.id), r(2, 1),
       "a user's window is their own newest rows")
   })
+})
+
+t.test('pageWithTotal: filters on two GIN columns, with no, few and many matches', async (t) => {
+  // One connection, so that a setting leaking out of the counting transaction would show.
+  const app = await buildTestApp(t, { DB_POOL_MAX: 1 })
+  const T = 1_800_000_000
+  // channel 1 serves model a, channel 2 model b; channel 1 also served b for a few rows
+  const rows: Array<Insertable<LogsTable>> = []
+  for (let i = 0; i < 3 * BITMAP_PAGE_LIMIT; i++) rows.push({ user_id: 1 + (i % 2), created_at: T + i, type: 2, model_name: 'a', channel_id: 1 })
+  for (let i = 0; i < 2 * BITMAP_PAGE_LIMIT; i++) rows.push({ user_id: 1, created_at: T + i, type: 2, model_name: 'b', channel_id: 2 })
+  const fewAt = [5, 700, 701, 4000, 9000]
+  for (const at of fewAt) rows.push({ user_id: 2, created_at: T + at, type: 2, model_name: 'b', channel_id: 1 })
+  await insertLogs(app.db, rows)
+  await sql`analyze logs`.execute(app.db)
+
+  const newestFirst = (xs: Array<{ created_at: number, id: number }>) => [...xs].sort((x, y) => y.created_at - x.created_at || y.id - x.id)
+  const expectPage = async (f: LogFilter, page: { page: number, pageSize: number, after?: { createdAt: number, id: number } }, label: string) => {
+    const { items, total } = await pageWithTotal(app.db, f, page, listAdminLogs)
+    const all = await listAdminLogs(app.db, f, { page: 1, pageSize: 100_000 })
+    const offset = page.after === undefined ? (page.page - 1) * page.pageSize : 0
+    const after = page.after
+    const expected = newestFirst(all).filter((r) => after === undefined || r.created_at < after.createdAt || (r.created_at === after.createdAt && r.id < after.id))
+      .slice(offset, offset + page.pageSize)
+    t.strictSame(items.map((r) => r.id), expected.map((r) => r.id), `${label}: the page`)
+    t.strictSame(total, { total: all.length, exact: all.length <= EXACT_COUNT_LIMIT }, `${label}: the total`)
+    return items
+  }
+
+  const none = await expectPage({ channel: 2, modelName: 'a' }, { page: 1, pageSize: 20 }, 'no overlap')
+  t.equal(none.length, 0)
+  const few = await expectPage({ channel: 1, modelName: 'b' }, { page: 1, pageSize: 3 }, 'a few')
+  t.strictSame(few.map((r) => r.created_at), [T + 9000, T + 4000, T + 701])
+  await expectPage({ channel: 1, modelName: 'b' }, { page: 2, pageSize: 3 }, 'a few, page 2')
+  await expectPage({ channel: 1, modelName: 'b' }, { page: 3, pageSize: 3 }, 'a few, past the end')
+  await expectPage({ channel: 1, modelName: 'b' }, { page: 1, pageSize: 2, after: { createdAt: T + 701, id: few[2]!.id } }, 'a few, by cursor')
+  await expectPage({ channel: 1, modelName: 'b', userId: 2, startTimestamp: T + 600 }, { page: 1, pageSize: 20 }, 'a few, with a user and a window')
+  await expectPage({ channel: 1, modelName: 'a' }, { page: 1, pageSize: 20 }, 'many')
+  await expectPage({ channel: 1, modelName: 'a', userId: 2 }, { page: 4, pageSize: 20 }, 'many, with a user, page 4')
+
+  const { rows: [setting] } = await sql<{ enable_indexscan: string }>`show enable_indexscan`.execute(app.db)
+  t.equal(setting?.enable_indexscan, 'on', 'the planner settings end with the counting transaction')
 })

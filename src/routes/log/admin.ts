@@ -2,7 +2,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import { Envelope, errorResponses } from '../../schemas/common.js'
 import { adminFilterProps, AdminItemListSchema, AdminItemSchema, commonFilterProps, KeywordSchema, PageSchema, pageProps, requestIdProp, TypeFilterSchema } from '../../schemas/log.js'
 import { StatSchema } from '../../schemas/stat.js'
-import { countLogs, listAdminLogs, searchAdminLogs, statLogs } from '../../queries/logs.js'
+import { pageWithTotal, listAdminLogs, searchAdminLogs, statLogs } from '../../queries/logs.js'
 import { purgeLogsBefore } from '../../queries/purge.js'
 import { PurgeRunningError, TargetTimestampRequiredError } from '../../errors.js'
 import { ok, pageData, toFilter, toKeyword, toPage } from './params.js'
@@ -47,7 +47,7 @@ const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, o
   }, async (request) => {
     const filter = toFilter(request.query)
     const page = toPage(request.query, 20)
-    const [items, total] = await Promise.all([listAdminLogs(app.db, filter, page), countLogs(app.db, filter)])
+    const { items, total } = await pageWithTotal(app.db, filter, page, listAdminLogs)
     return ok(pageData(items, total, page))
   })
 
