@@ -250,14 +250,23 @@ function ginKeys (f: LogFilter): number {
 /** Up to this many matches, a page is their bitmap sorted; beyond it, a walk in list order. */
 export const BITMAP_PAGE_LIMIT = 2000
 
+/** The newest rows in scope a filtered list looks at first, to learn how dense its matches are. */
+export const PROBE_ROWS = 2000
+
 /**
- * A page and its total. Two or more of the columns the GIN index holds (e.g. a channel and a
- * model, a user and a group) may match few rows or none even though each matches hundreds of
- * thousands, and no btree holds both: walking one in list order until the page is full would
- * read all of its rows (seconds). So these are counted first, by intersecting the GIN index's
- * entries, with plain index scans off so that the planner, which takes the columns to be
- * independent, cannot choose such a walk: no matches, no page query; a few, their bitmap sorted;
- * many, the walk, which then finds its page quickly. Other filters: the page and the total at once.
+ * A page and its total. Two or more of the columns the GIN index holds (a channel and a model, a
+ * user and a group…) can match few rows or none although each matches hundreds of thousands, and
+ * no btree holds both: walking one in list order until the page is full would read all of its
+ * rows (seconds at 10M rows). Such a list first reads the newest PROBE_ROWS rows of its scope
+ * (the user and the window; index-only for a user):
+ * - that was the whole scope: it counted the matches exactly, and the page is a short walk;
+ * - the matches are dense enough to extrapolate (over the exact size of the scope, from the
+ *   rollups) well beyond EXACT_COUNT_LIMIT: the walk finds the page at once, and the total is
+ *   that extrapolation, flagged as an estimate;
+ * - else they are counted by intersecting the GIN index's entries, with plain index scans off so
+ *   that the planner (which takes the columns for independent) cannot choose the walk: none, no
+ *   page query; a few, their bitmap sorted; more, the walk.
+ * Other filters: the page and the total at once.
  */
 export async function pageWithTotal<T> (
   db: Kysely<Database>, f: LogFilter, page: PageRequest,
@@ -267,18 +276,38 @@ export async function pageWithTotal<T> (
     const [items, total] = await Promise.all([list(db, f, page), countLogs(db, f)])
     return { items, total }
   }
+  const offset = page.after === undefined ? (page.page - 1) * page.pageSize : 0
+  const scope: LogFilter = { userId: f.userId, startTimestamp: f.startTimestamp, endTimestamp: f.endTimestamp }
+  const probe = await db.selectFrom(
+    db.selectFrom('logs').where((eb) => whereLogs(eb, scope))
+      .select((eb) => sql<boolean>`${whereLogs(eb, { ...f, ...UNSCOPED })}`.as('hit'))
+      .orderBy('logs.created_at', 'desc').orderBy('logs.id', 'desc').limit(PROBE_ROWS).as('p'))
+    .select([sql<string>`count(*)`.as('seen'), sql<string>`count(*) filter (where hit)`.as('hits')])
+    .executeTakeFirstOrThrow()
+  const [seen, hits] = [Number(probe.seen), Number(probe.hits)]
+  if (seen < PROBE_ROWS) {
+    const items = page.after === undefined && offset >= hits ? [] : await list(db, f, page)
+    return { items, total: { total: hits, exact: true } }
+  }
+  const estimate = hits / seen * (await exactSums(db, scope)).n
+  if (estimate > 2 * EXACT_COUNT_LIMIT) {
+    return { items: await list(db, f, page), total: { total: Math.round(estimate), exact: false } }
+  }
+
   const few = await db.transaction().execute(async (trx) => {
     // SET LOCAL: the settings end with this transaction, whatever happens in it.
     await sql`select set_config('enable_indexscan', 'off', true), set_config('enable_indexonlyscan', 'off', true), set_config('enable_seqscan', 'off', true)`.execute(trx)
     const n = await cappedCount(trx, f)
     if (n > BITMAP_PAGE_LIMIT) return n
-    const beyond = page.after === undefined && (page.page - 1) * page.pageSize >= n
-    return { items: beyond ? [] : await list(trx, f, page), total: { total: n, exact: true } }
+    return { items: page.after === undefined && offset >= n ? [] : await list(trx, f, page), total: { total: n, exact: true } }
   })
   if (typeof few !== 'number') return few
   const items = await list(db, f, page)
   return { items, total: few <= EXACT_COUNT_LIMIT ? { total: few, exact: true } : await estimatedTotal(db, f) }
 }
+
+/** A filter without its scope (user and window), for what the probe tests row by row. */
+const UNSCOPED = { userId: undefined, startTimestamp: undefined, endTimestamp: undefined }
 
 export interface LogStat {
   quota: number

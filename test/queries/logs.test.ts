@@ -281,3 +281,25 @@ t.test('pageWithTotal: filters on two GIN columns, with no, few and many matches
   const { rows: [setting] } = await sql<{ enable_indexscan: string }>`show enable_indexscan`.execute(app.db)
   t.equal(setting?.enable_indexscan, 'on', 'the planner settings end with the counting transaction')
 })
+
+t.test('pageWithTotal: a small scope is counted by its probe, a dense large one extrapolated', async (t) => {
+  const app = await buildTestApp(t, { STAT_FOLD_INTERVAL_MS: 0 })
+  const T = 1_800_000_000
+  const n = 4 * EXACT_COUNT_LIMIT
+  // user 1: n rows, model a on channel 1 for two rows in three; user 2: a handful
+  await app.db.insertInto('logs').columns(['user_id', 'created_at', 'type', 'model_name', 'channel_id']).expression((eb) => eb.selectFrom(sql<{ g: number }>`generate_series(1, ${n})`.as('g'))
+    .select([sql<number>`1`.as('user_id'), sql<number>`${T} + g`.as('created_at'), sql<number>`2`.as('type'),
+      sql<string>`case when g % 3 = 0 then 'b' else 'a' end`.as('model_name'), sql<number>`1`.as('channel_id')]))
+    .execute()
+  await insertLogs(app.db, [5, 6, 7].map((i) => ({ user_id: 2, created_at: T + i, type: 2, model_name: i === 6 ? 'b' : 'a', channel_id: 1 })))
+
+  const small = await pageWithTotal(app.db, { userId: 2, modelName: 'a', channel: 1 }, { page: 1, pageSize: 20 }, listUserLogs)
+  t.strictSame(small.total, { total: 2, exact: true }, 'the probe saw all of user 2')
+  t.strictSame(small.items.map((r) => r.created_at), [T + 7, T + 5])
+
+  const dense = await pageWithTotal(app.db, { userId: 1, modelName: 'a', channel: 1 }, { page: 1, pageSize: 3 }, listUserLogs)
+  t.equal(dense.total.exact, false, 'too many to count: an estimate')
+  const actual = Math.floor(n * 2 / 3)
+  t.ok(Math.abs(dense.total.total - actual) < actual * 0.02, `close to the ${actual} matches (${dense.total.total})`)
+  t.strictSame(dense.items.map((r) => r.created_at), [T + n, T + n - 2, T + n - 3], 'the newest matches')
+})
