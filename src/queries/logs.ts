@@ -257,16 +257,18 @@ export const PROBE_ROWS = 2000
  * A page and its total. Two or more of the columns the GIN index holds (a channel and a model, a
  * user and a group…) can match few rows or none although each matches hundreds of thousands, and
  * no btree holds both: walking one in list order until the page is full would read all of its
- * rows (seconds at 10M rows). Such a list first reads the newest PROBE_ROWS rows of its scope
- * (the user and the window; index-only for a user):
+ * rows (seconds at 10M rows). And where they do match densely (a user and their own key), the
+ * planner, which takes the columns for independent, expects a handful and sorts the bitmap of all
+ * of them instead of walking. So such a list first reads the newest PROBE_ROWS rows of its scope
+ * (the user and the window; index-only for a user), and then, with the plan's shape set for the
+ * transaction:
  * - that was the whole scope: it counted the matches exactly, and the page is a short walk;
  * - the matches are dense enough to extrapolate (over the exact size of the scope, from the
  *   rollups) well beyond EXACT_COUNT_LIMIT: the walk finds the page at once, and the total is
  *   that extrapolation, flagged as an estimate;
- * - else they are counted by intersecting the GIN index's entries, with plain index scans off so
- *   that the planner (which takes the columns for independent) cannot choose the walk: none, no
- *   page query; a few, their bitmap sorted; more, the walk.
- * Other filters: the page and the total at once.
+ * - else they are counted by intersecting the GIN index's entries: none, no page query; a few,
+ *   their bitmap sorted; more, the walk.
+ * Other filters: the page and the total at once, as the planner sees fit.
  */
 export async function pageWithTotal<T> (
   db: Kysely<Database>, f: LogFilter, page: PageRequest,
@@ -277,33 +279,41 @@ export async function pageWithTotal<T> (
     return { items, total }
   }
   const offset = page.after === undefined ? (page.page - 1) * page.pageSize : 0
+  const pageOf = async (trx: Kysely<Database>, matches: number) => page.after === undefined && offset >= matches ? [] : await list(trx, f, page)
   const scope: LogFilter = { userId: f.userId, startTimestamp: f.startTimestamp, endTimestamp: f.endTimestamp }
-  const probe = await db.selectFrom(
-    db.selectFrom('logs').where((eb) => whereLogs(eb, scope))
-      .select((eb) => sql<boolean>`${whereLogs(eb, { ...f, ...UNSCOPED })}`.as('hit'))
-      .orderBy('logs.created_at', 'desc').orderBy('logs.id', 'desc').limit(PROBE_ROWS).as('p'))
-    .select([sql<string>`count(*)`.as('seen'), sql<string>`count(*) filter (where hit)`.as('hits')])
-    .executeTakeFirstOrThrow()
-  const [seen, hits] = [Number(probe.seen), Number(probe.hits)]
-  if (seen < PROBE_ROWS) {
-    const items = page.after === undefined && offset >= hits ? [] : await list(db, f, page)
-    return { items, total: { total: hits, exact: true } }
-  }
-  const estimate = hits / seen * (await exactSums(db, scope)).n
-  if (estimate > 2 * EXACT_COUNT_LIMIT) {
-    return { items: await list(db, f, page), total: { total: Math.round(estimate), exact: false } }
-  }
-
-  const few = await db.transaction().execute(async (trx) => {
-    // SET LOCAL: the settings end with this transaction, whatever happens in it.
-    await sql`select set_config('enable_indexscan', 'off', true), set_config('enable_indexonlyscan', 'off', true), set_config('enable_seqscan', 'off', true)`.execute(trx)
+  return await db.transaction().execute(async (trx) => {
+    const probe = await trx.selectFrom(
+      trx.selectFrom('logs').where((eb) => whereLogs(eb, scope))
+        .select((eb) => sql<boolean>`${whereLogs(eb, { ...f, ...UNSCOPED })}`.as('hit'))
+        .orderBy('logs.created_at', 'desc').orderBy('logs.id', 'desc').limit(PROBE_ROWS).as('p'))
+      .select([sql<string>`count(*)`.as('seen'), sql<string>`count(*) filter (where hit)`.as('hits')])
+      .executeTakeFirstOrThrow()
+    const [seen, hits] = [Number(probe.seen), Number(probe.hits)]
+    if (seen < PROBE_ROWS) {
+      await planShape(trx, 'walk')
+      return { items: await pageOf(trx, hits), total: { total: hits, exact: true } }
+    }
+    const estimate = hits / seen * (await exactSums(trx, scope)).n
+    if (estimate > 2 * EXACT_COUNT_LIMIT) {
+      await planShape(trx, 'walk')
+      return { items: await list(trx, f, page), total: { total: Math.round(estimate), exact: false } }
+    }
+    await planShape(trx, 'bitmap')
     const n = await cappedCount(trx, f)
-    if (n > BITMAP_PAGE_LIMIT) return n
-    return { items: page.after === undefined && offset >= n ? [] : await list(trx, f, page), total: { total: n, exact: true } }
+    if (n <= BITMAP_PAGE_LIMIT) return { items: await pageOf(trx, n), total: { total: n, exact: true } }
+    await planShape(trx, 'walk')
+    return { items: await list(trx, f, page), total: n <= EXACT_COUNT_LIMIT ? { total: n, exact: true } : await estimatedTotal(trx, f) }
   })
-  if (typeof few !== 'number') return few
-  const items = await list(db, f, page)
-  return { items, total: few <= EXACT_COUNT_LIMIT ? { total: few, exact: true } : await estimatedTotal(db, f) }
+}
+
+/**
+ * For the rest of the transaction (SET LOCAL): 'walk' reads an index in list order (no bitmap
+ * scans), 'bitmap' only bitmap scans (the GIN intersection, then a sort).
+ */
+async function planShape (trx: Kysely<Database>, shape: 'walk' | 'bitmap'): Promise<void> {
+  const [walk, bitmap] = shape === 'walk' ? ['on', 'off'] : ['off', 'on']
+  await sql`select set_config('enable_bitmapscan', ${bitmap}, true), set_config('enable_indexscan', ${walk}, true),
+    set_config('enable_indexonlyscan', ${walk}, true), set_config('enable_seqscan', ${walk}, true)`.execute(trx)
 }
 
 /** A filter without its scope (user and window), for what the probe tests row by row. */

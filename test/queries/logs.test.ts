@@ -278,8 +278,8 @@ t.test('pageWithTotal: filters on two GIN columns, with no, few and many matches
   await expectPage({ channel: 1, modelName: 'a' }, { page: 1, pageSize: 20 }, 'many')
   await expectPage({ channel: 1, modelName: 'a', userId: 2 }, { page: 4, pageSize: 20 }, 'many, with a user, page 4')
 
-  const { rows: [setting] } = await sql<{ enable_indexscan: string }>`show enable_indexscan`.execute(app.db)
-  t.equal(setting?.enable_indexscan, 'on', 'the planner settings end with the counting transaction')
+  const { rows: [settings] } = await sql<{ i: string, b: string }>`select current_setting('enable_indexscan') as i, current_setting('enable_bitmapscan') as b`.execute(app.db)
+  t.strictSame(settings, { i: 'on', b: 'on' }, 'the planner settings end with the transaction')
 })
 
 t.test('pageWithTotal: a small scope is counted by its probe, a dense large one extrapolated', async (t) => {
