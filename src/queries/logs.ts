@@ -250,6 +250,9 @@ function ginKeys (f: LogFilter): number {
 /** Up to this many matches, a page is their bitmap sorted; beyond it, a walk in list order. */
 export const BITMAP_PAGE_LIMIT = 2000
 
+/** Index entries of a user's rows a count may walk rather than intersect the GIN index. */
+export const WALK_COUNT_BUDGET = 100_000
+
 /** The newest rows in scope a filtered list looks at first, to learn how dense its matches are. */
 export const PROBE_ROWS = 2000
 
@@ -266,6 +269,8 @@ export const PROBE_ROWS = 2000
  * - the matches are dense enough to extrapolate (over the exact size of the scope, from the
  *   rollups) well beyond EXACT_COUNT_LIMIT: the walk finds the page at once, and the total is
  *   that extrapolation, flagged as an estimate;
+ * - a user's matches, where walking the user's index to count them reads fewer than
+ *   WALK_COUNT_BUDGET entries: that walk, then the page's;
  * - else they are counted by intersecting the GIN index's entries: none, no page query; a few,
  *   their bitmap sorted; more, the walk.
  * Other filters: the page and the total at once, as the planner sees fit.
@@ -293,10 +298,18 @@ export async function pageWithTotal<T> (
       await planShape(trx, 'walk')
       return { items: await pageOf(trx, hits), total: { total: hits, exact: true } }
     }
-    const estimate = hits / seen * (await exactSums(trx, scope)).n
+    const scopeRows = (await exactSums(trx, scope)).n
+    const estimate = hits / seen * scopeRows
     if (estimate > 2 * EXACT_COUNT_LIMIT) {
       await planShape(trx, 'walk')
       return { items: await list(trx, f, page), total: { total: Math.round(estimate), exact: false } }
+    }
+    // A user's index holds every column a user filters on: counting by walking it reads index
+    // entries only, fewer than the GIN intersection touches unless the user has very many rows.
+    if (f.userId !== undefined && Math.min(scopeRows, (EXACT_COUNT_LIMIT + 1) * seen / Math.max(hits, 1)) <= WALK_COUNT_BUDGET) {
+      await planShape(trx, 'walk')
+      const n = await cappedCount(trx, f)
+      return { items: await pageOf(trx, n), total: n <= EXACT_COUNT_LIMIT ? { total: n, exact: true } : await estimatedTotal(trx, f) }
     }
     await planShape(trx, 'bitmap')
     const n = await cappedCount(trx, f)

@@ -2,7 +2,7 @@ import t from 'tap'
 import { sql, type Insertable } from 'kysely'
 import type { LogsTable } from '../../src/db/types.js'
 import {
-  BITMAP_PAGE_LIMIT, countLogs, EXACT_COUNT_LIMIT, escapeLike, listAdminLogs, pageWithTotal, listUserLogs, searchAdminLogs, searchUserLogs, trigramSearchable, whereLogs, type LogFilter
+  BITMAP_PAGE_LIMIT, PROBE_ROWS, countLogs, EXACT_COUNT_LIMIT, escapeLike, listAdminLogs, pageWithTotal, listUserLogs, searchAdminLogs, searchUserLogs, trigramSearchable, whereLogs, type LogFilter
 } from '../../src/queries/logs.js'
 import { buildTestApp, insertLogs } from '../helpers/app.js'
 import { ADMIN_FIELDS, USER_FIELDS } from '../helpers/fields.js'
@@ -292,10 +292,16 @@ t.test('pageWithTotal: a small scope is counted by its probe, a dense large one 
       sql<string>`case when g % 3 = 0 then 'b' else 'a' end`.as('model_name'), sql<number>`1`.as('channel_id')]))
     .execute()
   await insertLogs(app.db, [5, 6, 7].map((i) => ({ user_id: 2, created_at: T + i, type: 2, model_name: i === 6 ? 'b' : 'a', channel_id: 1 })))
+  // user 3: more rows than the probe reads, a few matches among the oldest
+  await insertLogs(app.db, Array.from({ length: PROBE_ROWS + 500 }, (_, i) => ({ user_id: 3, created_at: T + i, type: 2, model_name: i % 100 === 0 ? 'c' : 'a', channel_id: 1 })))
 
   const small = await pageWithTotal(app.db, { userId: 2, modelName: 'a', channel: 1 }, { page: 1, pageSize: 20 }, listUserLogs)
   t.strictSame(small.total, { total: 2, exact: true }, 'the probe saw all of user 2')
   t.strictSame(small.items.map((r) => r.created_at), [T + 7, T + 5])
+
+  const sparse = await pageWithTotal(app.db, { userId: 3, modelName: 'c', channel: 1 }, { page: 2, pageSize: 10 }, listUserLogs)
+  t.strictSame(sparse.total, { total: 25, exact: true }, 'counted by walking user 3\'s rows')
+  t.strictSame(sparse.items.map((r) => r.created_at), Array.from({ length: 10 }, (_, i) => T + 1400 - i * 100))
 
   const dense = await pageWithTotal(app.db, { userId: 1, modelName: 'a', channel: 1 }, { page: 1, pageSize: 3 }, listUserLogs)
   t.equal(dense.total.exact, false, 'too many to count: an estimate')
