@@ -1,4 +1,4 @@
-import { CompiledQuery, sql, type ExpressionBuilder, type Expression, type SqlBool, type Kysely } from 'kysely'
+import { CompiledQuery, sql, type ExpressionBuilder, type Expression, type SelectQueryBuilder, type SqlBool, type Kysely } from 'kysely'
 import type { Database } from '../db/types.js'
 import type { AdminItem, UserItem } from '../schemas/log.js'
 
@@ -84,16 +84,26 @@ function pageQuery (db: Kysely<Database>, f: LogFilter, page: PageRequest) {
   return rows.orderBy('logs.created_at', 'desc').orderBy('logs.id', 'desc').limit(page.pageSize)
 }
 
-export async function listUserLogs (db: Kysely<Database>, f: LogFilter, page: PageRequest): Promise<UserItem[]> {
-  return await pageQuery(db, f, page).select(userColumns).execute()
+/** A page as a query a user may see, or as a statement of its own (listUserLogs). */
+export function userPageQuery (db: Kysely<Database>, f: LogFilter, page: PageRequest): PageQuery<UserItem> {
+  return pageQuery(db, f, page).select(userColumns)
 }
 
-export async function listAdminLogs (db: Kysely<Database>, f: LogFilter, page: PageRequest): Promise<AdminItem[]> {
-  return await pageQuery(db, f, page)
+export function adminPageQuery (db: Kysely<Database>, f: LogFilter, page: PageRequest): PageQuery<AdminItem> {
+  return pageQuery(db, f, page)
     .leftJoin('channels', 'channels.id', 'logs.channel_id')
     .select(adminColumns)
     .select(sql<string>`coalesce(channels.name, '')`.as('channel_name'))
-    .execute()
+}
+
+export type PageQuery<T> = SelectQueryBuilder<Database, any, T>
+
+export async function listUserLogs (db: Kysely<Database>, f: LogFilter, page: PageRequest): Promise<UserItem[]> {
+  return await userPageQuery(db, f, page).execute()
+}
+
+export async function listAdminLogs (db: Kysely<Database>, f: LogFilter, page: PageRequest): Promise<AdminItem[]> {
+  return await adminPageQuery(db, f, page).execute()
 }
 
 /** Above this many matches a total that the rollups cannot answer is estimated, not counted. */
@@ -197,6 +207,10 @@ function deltaSums (db: Kysely<Database>, f: LogFilter, r: UnitRange) {
  * ~840 site rollup rows or ~80 per type for a user, and at most two partial units of log rows.
  */
 export async function exactSums (db: Kysely<Database>, f: LogFilter): Promise<{ n: number, quota: number }> {
+  return await exactSumsQuery(db, f).executeTakeFirstOrThrow()
+}
+
+function exactSumsQuery (db: Kysely<Database>, f: LogFilter) {
   const userId = f.userId
   const plan = userId === undefined ? planWindow(f.startTimestamp, f.endTimestamp, MINUTE, HOUR) : planWindow(f.startTimestamp, f.endTimestamp, HOUR, DAY)
   const [first, ...rest] = plan.raw
@@ -205,9 +219,8 @@ export async function exactSums (db: Kysely<Database>, f: LogFilter): Promise<{ 
   for (const r of plan.fine) parts = parts.unionAll(userId === undefined ? siteSums(db, f, 'minute', r) : userSums(db, { ...f, userId }, 'hour', r))
   if (plan.coarse !== null) parts = parts.unionAll(userId === undefined ? siteSums(db, f, 'hour', plan.coarse) : userSums(db, { ...f, userId }, 'day', plan.coarse))
   if (plan.delta !== null) parts = parts.unionAll(deltaSums(db, f, plan.delta))
-  return await db.selectFrom(parts.as('parts'))
+  return db.selectFrom(parts.as('parts'))
     .select([sql<number>`coalesce(sum(n), 0)::int8`.as('n'), sql<number>`coalesce(sum(quota), 0)::int8`.as('quota')])
-    .executeTakeFirstOrThrow()
 }
 
 /**
@@ -275,10 +288,22 @@ export const PROBE_ROWS = 2000
  *   their bitmap sorted; more, the walk.
  * Other filters: the page and the total at once, as the planner sees fit.
  */
-export async function pageWithTotal<T> (
+export async function pageWithTotal<T extends object> (
   db: Kysely<Database>, f: LogFilter, page: PageRequest,
-  list: (db: Kysely<Database>, f: LogFilter, page: PageRequest) => Promise<T[]>
+  query: (db: Kysely<Database>, f: LogFilter, page: PageRequest) => PageQuery<T>
 ): Promise<{ items: T[], total: Total }> {
+  const list = async (db: Kysely<Database>, f: LogFilter, page: PageRequest) => await query(db, f, page).execute()
+  if (!narrows(f) && f.tokenId === undefined) {
+    // The page and its total from the rollups in one statement: a round trip, and the socket
+    // writes that go with it, saved on the most common list of all (bench/RESULTS.md).
+    const { rows } = await sql<T & { created_at: number | null, total_n: number }>`
+      select p.*, t.n as total_n from (${exactSumsQuery(db, f)}) t
+      left join lateral (${query(db, f, page)}) p on true
+      order by p.created_at desc, p.id desc`.execute(db)
+    const total = { total: rows[0]?.total_n ?? 0, exact: true }
+    if (rows[0]?.created_at == null) return { items: [], total }
+    return { items: rows.map(({ total_n: _, ...item }) => item as unknown as T), total }
+  }
   if (ginKeys(f) < 2) {
     const [items, total] = await Promise.all([list(db, f, page), countLogs(db, f)])
     return { items, total }

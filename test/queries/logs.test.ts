@@ -2,7 +2,7 @@ import t from 'tap'
 import { sql, type Insertable } from 'kysely'
 import type { LogsTable } from '../../src/db/types.js'
 import {
-  BITMAP_PAGE_LIMIT, PROBE_ROWS, countLogs, EXACT_COUNT_LIMIT, escapeLike, listAdminLogs, pageWithTotal, listUserLogs, searchAdminLogs, searchUserLogs, trigramSearchable, whereLogs, type LogFilter
+  adminPageQuery, BITMAP_PAGE_LIMIT, PROBE_ROWS, countLogs, userPageQuery, EXACT_COUNT_LIMIT, escapeLike, listAdminLogs, pageWithTotal, listUserLogs, searchAdminLogs, searchUserLogs, trigramSearchable, whereLogs, type LogFilter
 } from '../../src/queries/logs.js'
 import { buildTestApp, insertLogs } from '../helpers/app.js'
 import { ADMIN_FIELDS, USER_FIELDS } from '../helpers/fields.js'
@@ -256,7 +256,7 @@ t.test('pageWithTotal: filters on two GIN columns, with no, few and many matches
 
   const newestFirst = (xs: Array<{ created_at: number, id: number }>) => [...xs].sort((x, y) => y.created_at - x.created_at || y.id - x.id)
   const expectPage = async (f: LogFilter, page: { page: number, pageSize: number, after?: { createdAt: number, id: number } }, label: string) => {
-    const { items, total } = await pageWithTotal(app.db, f, page, listAdminLogs)
+    const { items, total } = await pageWithTotal(app.db, f, page, adminPageQuery)
     const all = await listAdminLogs(app.db, f, { page: 1, pageSize: 100_000 })
     const offset = page.after === undefined ? (page.page - 1) * page.pageSize : 0
     const after = page.after
@@ -295,17 +295,42 @@ t.test('pageWithTotal: a small scope is counted by its probe, a dense large one 
   // user 3: more rows than the probe reads, a few matches among the oldest
   await insertLogs(app.db, Array.from({ length: PROBE_ROWS + 500 }, (_, i) => ({ user_id: 3, created_at: T + i, type: 2, model_name: i % 100 === 0 ? 'c' : 'a', channel_id: 1 })))
 
-  const small = await pageWithTotal(app.db, { userId: 2, modelName: 'a', channel: 1 }, { page: 1, pageSize: 20 }, listUserLogs)
+  const small = await pageWithTotal(app.db, { userId: 2, modelName: 'a', channel: 1 }, { page: 1, pageSize: 20 }, userPageQuery)
   t.strictSame(small.total, { total: 2, exact: true }, 'the probe saw all of user 2')
   t.strictSame(small.items.map((r) => r.created_at), [T + 7, T + 5])
 
-  const sparse = await pageWithTotal(app.db, { userId: 3, modelName: 'c', channel: 1 }, { page: 2, pageSize: 10 }, listUserLogs)
+  const sparse = await pageWithTotal(app.db, { userId: 3, modelName: 'c', channel: 1 }, { page: 2, pageSize: 10 }, userPageQuery)
   t.strictSame(sparse.total, { total: 25, exact: true }, 'counted by walking user 3\'s rows')
   t.strictSame(sparse.items.map((r) => r.created_at), Array.from({ length: 10 }, (_, i) => T + 1400 - i * 100))
 
-  const dense = await pageWithTotal(app.db, { userId: 1, modelName: 'a', channel: 1 }, { page: 1, pageSize: 3 }, listUserLogs)
+  const dense = await pageWithTotal(app.db, { userId: 1, modelName: 'a', channel: 1 }, { page: 1, pageSize: 3 }, userPageQuery)
   t.equal(dense.total.exact, false, 'too many to count: an estimate')
   const actual = Math.floor(n * 2 / 3)
   t.ok(Math.abs(dense.total.total - actual) < actual * 0.02, `close to the ${actual} matches (${dense.total.total})`)
   t.strictSame(dense.items.map((r) => r.created_at), [T + n, T + n - 2, T + n - 3], 'the newest matches')
+})
+
+t.test('pageWithTotal: an unfiltered page and its total in one statement', async (t) => {
+  const app = await buildTestApp(t, { STAT_FOLD_INTERVAL_MS: 0 })
+  const T = 1_800_000_000
+  await insertLogs(app.db, Array.from({ length: 45 }, (_, i) => ({ user_id: 1 + (i % 3), created_at: T + Math.floor(i / 2) * 3600, type: 2, channel_id: i % 2 })))
+  await app.db.insertInto('channels').values({ id: 1, name: 'one' }).execute()
+  const cases: Array<{ f: LogFilter, page: { page: number, pageSize: number, after?: { createdAt: number, id: number } } }> = [
+    { f: { userId: 1 }, page: { page: 1, pageSize: 4 } },
+    { f: { userId: 1 }, page: { page: 3, pageSize: 4 } },
+    { f: { userId: 1 }, page: { page: 9, pageSize: 4 } },
+    { f: { userId: 7 }, page: { page: 1, pageSize: 4 } },
+    { f: { userId: 2, startTimestamp: T + 3600, endTimestamp: T + 5 * 3600 }, page: { page: 1, pageSize: 20 } },
+    { f: {}, page: { page: 2, pageSize: 10 } },
+    { f: {}, page: { page: 1, pageSize: 5, after: { createdAt: T + 10 * 3600, id: 100 } } }
+  ]
+  for (const { f, page } of cases) {
+    for (const [label, query, list] of [['user', userPageQuery, listUserLogs], ['admin', adminPageQuery, listAdminLogs]] as const) {
+      const got = await pageWithTotal(app.db, f, page, query as typeof adminPageQuery)
+      t.strictSame(got.items, await list(app.db, f, page), `${label} ${JSON.stringify({ f, page })}: the page`)
+      t.strictSame(got.total, await countLogs(app.db, f), `${label} ${JSON.stringify({ f, page })}: the total`)
+    }
+  }
+  const named = await pageWithTotal(app.db, {}, { page: 1, pageSize: 50 }, adminPageQuery)
+  t.equal(named.items.filter((r) => r.channel_name === 'one').length, 22, 'the admin columns come through the join')
 })

@@ -2,7 +2,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import { Envelope, errorResponses } from '../../schemas/common.js'
 import { adminFilterProps, AdminItemListSchema, AdminItemSchema, commonFilterProps, KeywordSchema, PageSchema, pageProps, requestIdProp, TypeFilterSchema } from '../../schemas/log.js'
 import { StatSchema } from '../../schemas/stat.js'
-import { pageWithTotal, listAdminLogs, searchAdminLogs, statLogs } from '../../queries/logs.js'
+import { adminPageQuery, pageWithTotal, searchAdminLogs, statLogs } from '../../queries/logs.js'
 import { purgeLogsBefore } from '../../queries/purge.js'
 import { PurgeRunningError, TargetTimestampRequiredError } from '../../errors.js'
 import { ok, pageData, toFilter, toKeyword, toPage } from './params.js'
@@ -47,7 +47,7 @@ const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, o
   }, async (request) => {
     const filter = toFilter(request.query)
     const page = toPage(request.query, 20)
-    const { items, total } = await pageWithTotal(app.db, filter, page, listAdminLogs)
+    const { items, total } = await pageWithTotal(app.db, filter, page, adminPageQuery)
     return ok(pageData(items, total, page))
   })
 

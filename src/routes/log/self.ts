@@ -2,7 +2,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import { Envelope, errorResponses } from '../../schemas/common.js'
 import { commonFilterProps, KeywordSchema, PageSchema, pageProps, requestIdProp, TypeFilterSchema, UserItemListSchema, UserItemSchema } from '../../schemas/log.js'
 import { StatSchema } from '../../schemas/stat.js'
-import { pageWithTotal, listUserLogs, searchUserLogs, statLogs } from '../../queries/logs.js'
+import { userPageQuery, pageWithTotal, searchUserLogs, statLogs } from '../../queries/logs.js'
 import { currentUser, ok, pageData, toFilter, toKeyword, toPage } from './params.js'
 import { SEARCH_LIMIT, userSecurity } from './shared.js'
 
@@ -36,7 +36,7 @@ const selfRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (request) => {
     const filter = { ...toFilter(request.query), userId: currentUser(request).id }
     const page = toPage(request.query, 20)
-    const { items, total } = await pageWithTotal(app.db, filter, page, listUserLogs)
+    const { items, total } = await pageWithTotal(app.db, filter, page, userPageQuery)
     return ok(pageData(items, total, page))
   })
 
