@@ -1,4 +1,4 @@
-import { CompiledQuery, sql, type ExpressionBuilder, type Expression, type SelectQueryBuilder, type SqlBool, type Kysely } from 'kysely'
+import { CompiledQuery, sql, type ExpressionBuilder, type Expression, type RawBuilder, type SelectQueryBuilder, type SqlBool, type Kysely } from 'kysely'
 import type { Database } from '../db/types.js'
 import type { AdminItem, UserItem } from '../schemas/log.js'
 
@@ -72,6 +72,9 @@ function narrows (f: LogFilter): boolean {
 function pageQuery (db: Kysely<Database>, f: LogFilter, page: PageRequest) {
   const after = page.after
   const offset = after === undefined ? (page.page - 1) * page.pageSize : 0
+  // A literal (1..100, validated): PostgreSQL estimates a parameter LIMIT at a tenth of the rows,
+  // which makes the generic plan look dear, and it would plan every call.
+  const limit = sql<number>`${sql.lit(page.pageSize)}`
   let ids = db.selectFrom('logs').where((eb) => whereLogs(eb, f))
   if (after !== undefined) {
     // A row comparison the btree walks directly: a page 5,000 deep costs what page 1 costs.
@@ -79,9 +82,9 @@ function pageQuery (db: Kysely<Database>, f: LogFilter, page: PageRequest) {
   }
   const rows = offset > 0 || narrows(f)
     ? db.selectFrom('logs').where('logs.id', 'in', ids.select('logs.id')
-      .orderBy('logs.created_at', 'desc').orderBy('logs.id', 'desc').limit(page.pageSize).offset(offset))
+      .orderBy('logs.created_at', 'desc').orderBy('logs.id', 'desc').limit(limit).offset(offset))
     : ids
-  return rows.orderBy('logs.created_at', 'desc').orderBy('logs.id', 'desc').limit(page.pageSize)
+  return rows.orderBy('logs.created_at', 'desc').orderBy('logs.id', 'desc').limit(limit)
 }
 
 /** A page as a query a user may see, or as a statement of its own (listUserLogs). */
@@ -168,13 +171,21 @@ export function planWindow (start: number | undefined, end: number | undefined, 
 
 const sums = [sql<number>`sum(n)`.as('n'), sql<number>`sum(quota)`.as('quota')]
 
-function rawSums (db: Kysely<Database>, f: LogFilter) {
-  return db.selectFrom('logs')
-    .where((eb) => whereLogs(eb, f))
+/** A unit or timestamp bound: a parameter, or a literal where it is the same for every request. */
+type Bound = number | RawBuilder<number>
+
+function rawSums (db: Kysely<Database>, f: LogFilter, start: Bound | undefined, end: Bound | undefined) {
+  let query = db.selectFrom('logs')
+    .where((eb) => whereLogs(eb, { ...f, startTimestamp: undefined, endTimestamp: undefined }))
     .select([sql<number>`count(*)`.as('n'), sql<number>`sum(logs.quota)`.as('quota')])
+  if (start !== undefined) query = query.where('logs.created_at', '>=', start)
+  if (end !== undefined) query = query.where('logs.created_at', '<=', end)
+  return query
 }
 
-function siteSums (db: Kysely<Database>, f: LogFilter, grain: 'minute' | 'hour', r: UnitRange) {
+interface BoundRange { first: Bound, last: Bound }
+
+function siteSums (db: Kysely<Database>, f: LogFilter, grain: 'minute' | 'hour', r: BoundRange) {
   if (grain === 'minute') {
     const minutes = db.selectFrom('logs_stat_minutely').select(sums).where('minute', '>=', r.first).where('minute', '<=', r.last)
     return f.type ? minutes.where('type', '=', f.type) : minutes
@@ -183,7 +194,7 @@ function siteSums (db: Kysely<Database>, f: LogFilter, grain: 'minute' | 'hour',
   return f.type ? hours.where('type', '=', f.type) : hours
 }
 
-function userSums (db: Kysely<Database>, f: LogFilter & { userId: number }, grain: 'hour' | 'day', r: UnitRange) {
+function userSums (db: Kysely<Database>, f: LogFilter & { userId: number }, grain: 'hour' | 'day', r: BoundRange) {
   if (grain === 'hour') {
     const hours = db.selectFrom('logs_stat_hourly_user').select(sums).where('user_id', '=', f.userId).where('hour', '>=', r.first).where('hour', '<=', r.last)
     return f.type ? hours.where('type', '=', f.type) : hours
@@ -192,7 +203,7 @@ function userSums (db: Kysely<Database>, f: LogFilter & { userId: number }, grai
   return f.type ? days.where('type', '=', f.type) : days
 }
 
-function deltaSums (db: Kysely<Database>, f: LogFilter, r: UnitRange) {
+function deltaSums (db: Kysely<Database>, f: LogFilter, r: BoundRange) {
   let query = db.selectFrom('logs_stat_delta').select(sums).where('minute', '>=', r.first).where('minute', '<=', r.last)
   if (f.type) query = query.where('type', '=', f.type)
   if (f.userId !== undefined) query = query.where('user_id', '=', f.userId)
@@ -213,12 +224,20 @@ export async function exactSums (db: Kysely<Database>, f: LogFilter): Promise<{ 
 function exactSumsQuery (db: Kysely<Database>, f: LogFilter) {
   const userId = f.userId
   const plan = userId === undefined ? planWindow(f.startTimestamp, f.endTimestamp, MINUTE, HOUR) : planWindow(f.startTimestamp, f.endTimestamp, HOUR, DAY)
+  // Without a window every bound is the same for every request: as literals, the statement's
+  // generic plan costs what a custom one does, so PostgreSQL keeps it and plans it no more.
+  // As parameters it planned every call, and the plan of `created_at <= 3599` asks the
+  // (created_at, id) index for its actual minimum: after a purge, until a vacuum, a walk over
+  // millions of dead entries (120 ms of planning a request, bench/RESULTS.md).
+  const literal = f.startTimestamp === undefined && f.endTimestamp === undefined
+  const b = (v: number | undefined): Bound | undefined => v === undefined || !literal ? v : sql<number>`${sql.lit(v)}`
+  const range = (r: UnitRange): BoundRange => ({ first: b(r.first)!, last: b(r.last)! })
   const [first, ...rest] = plan.raw
-  let parts = rawSums(db, { ...f, startTimestamp: first?.start, endTimestamp: first?.end })
-  for (const r of rest) parts = parts.unionAll(rawSums(db, { ...f, startTimestamp: r.start, endTimestamp: r.end }))
-  for (const r of plan.fine) parts = parts.unionAll(userId === undefined ? siteSums(db, f, 'minute', r) : userSums(db, { ...f, userId }, 'hour', r))
-  if (plan.coarse !== null) parts = parts.unionAll(userId === undefined ? siteSums(db, f, 'hour', plan.coarse) : userSums(db, { ...f, userId }, 'day', plan.coarse))
-  if (plan.delta !== null) parts = parts.unionAll(deltaSums(db, f, plan.delta))
+  let parts = rawSums(db, f, b(first?.start), b(first?.end))
+  for (const r of rest) parts = parts.unionAll(rawSums(db, f, b(r.start), b(r.end)))
+  for (const r of plan.fine) parts = parts.unionAll(userId === undefined ? siteSums(db, f, 'minute', range(r)) : userSums(db, { ...f, userId }, 'hour', range(r)))
+  if (plan.coarse !== null) parts = parts.unionAll(userId === undefined ? siteSums(db, f, 'hour', range(plan.coarse)) : userSums(db, { ...f, userId }, 'day', range(plan.coarse)))
+  if (plan.delta !== null) parts = parts.unionAll(deltaSums(db, f, range(plan.delta)))
   return db.selectFrom(parts.as('parts'))
     .select([sql<number>`coalesce(sum(n), 0)::int8`.as('n'), sql<number>`coalesce(sum(quota), 0)::int8`.as('quota')])
 }

@@ -1,6 +1,6 @@
 import { sql, type Kysely, type Transaction } from 'kysely'
 import type { Database } from '../db/types.js'
-import { pruneEmptyRollups, rollupUpserts, rollupWriteLock } from './rollup.js'
+import { pruneEmptyRollups, ROLLUP_TABLES, rollupUpserts, rollupWriteLock, vacuumStatTables } from './rollup.js'
 
 // One purge at a time across every service process: a session-level advisory lock, held by the
 // connection that runs the batches, so it goes away with that connection if the process dies.
@@ -70,6 +70,9 @@ export async function purgeLogsBefore (db: Kysely<Database>, opts: PurgeOptions)
       // again); a second pass over what went row by row picks up what those batches skipped.
       if (rowsFrom !== null) await run(rowsFrom)
       if (zerosFrom !== null) await pruneEmptyRollups(conn, zerosFrom, opts.before)
+      // The rollups' dead rows and index entries are gone at once, not when (or if) autovacuum
+      // comes: readers plan against them. `logs` itself is a long vacuum, left to autovacuum.
+      if (total > 0) await vacuumStatTables(conn, [...ROLLUP_TABLES, 'logs_stat_delta'])
       return total
     } finally {
       await sql`reset log_service.stat_capture`.execute(conn)
