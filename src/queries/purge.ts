@@ -186,3 +186,37 @@ async function deleteUnit (conn: Conn, end: number, unit: 'day' | 'hour'): Promi
     }
   }
 }
+
+/** A VACUUM of `logs` under way, and how to stop it. */
+export interface BackgroundVacuum {
+  done: Promise<void>
+  cancel: () => Promise<void>
+}
+
+/**
+ * VACUUM of `logs` after a purge, throttled as autovacuum throttles itself (the manual default is
+ * not to), on a connection of its own. Until it has run, the purged rows' dead index entries stay:
+ * a query whose plan asks an index for its actual minimum (a window reaching below the oldest
+ * row) walks all of them, and autovacuum may be slow to come, or off.
+ */
+export function vacuumLogsInBackground (db: Kysely<Database>): BackgroundVacuum {
+  let pid: number | null = null
+  let cancelled = false
+  const done = db.connection().execute(async (conn) => {
+    const { rows: [me] } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(conn)
+    pid = me?.pid ?? null
+    try {
+      await sql`set statement_timeout = 0`.execute(conn)
+      await sql`set vacuum_cost_delay = '2ms'`.execute(conn)
+      if (!cancelled) await sql`vacuum (skip_locked) logs`.execute(conn)
+    } finally {
+      await sql`reset vacuum_cost_delay`.execute(conn)
+      await sql`reset statement_timeout`.execute(conn)
+    }
+  })
+  const cancel = async (): Promise<void> => {
+    cancelled = true
+    if (pid !== null) await sql`select pg_cancel_backend(${pid})`.execute(db)
+  }
+  return { done, cancel }
+}

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import pg from 'pg'
+import { sql } from 'kysely'
 import { buildApp, type App } from '../../src/app.js'
 import type { Config } from '../../src/config.js'
 import { buildTestApp, createTestDatabase, createUser, insertLogs, testConfig } from '../helpers/app.js'
@@ -276,4 +277,23 @@ t.test('a whole hour purged while another session updates one of its rows is ret
   t.equal(hour.json().data.quota, 0, 'the purged hour sums to nothing')
   const list = await app.inject({ url: '/api/log/', headers: admin.headers })
   t.match(list.json().data, { total: 1, total_exact: true })
+})
+
+t.test('a purge that deleted rows vacuums logs in the background', async (t) => {
+  const app = await buildTestApp(t)
+  const admin = await createUser(app.db, { role: 10 })
+  await insertLogs(app.db, oldRows(admin.id, 5))
+  const lastVacuum = async () => (await sql<{ at: Date | null }>`select last_vacuum as at from pg_stat_user_tables where relname = 'logs'`.execute(app.db)).rows[0]?.at ?? null
+  t.equal(await lastVacuum(), null, 'never vacuumed by hand before')
+
+  const none = await app.inject({ method: 'DELETE', url: '/api/log/', headers: admin.headers, query: { target_timestamp: '10' } })
+  t.strictSame(none.json().data, 0)
+  const res = await app.inject({ method: 'DELETE', url: '/api/log/', headers: admin.headers, query: { target_timestamp: String(T) } })
+  t.strictSame(res.json().data, 5)
+  let at: Date | null = null
+  for (let i = 0; i < 500 && at === null; i++) {
+    if (i > 0) await sleep(20)
+    at = await lastVacuum()
+  }
+  t.type(at, Date, 'logs was vacuumed')
 })

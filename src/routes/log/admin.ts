@@ -3,7 +3,7 @@ import { Envelope, errorResponses } from '../../schemas/common.js'
 import { adminFilterProps, AdminItemListSchema, AdminItemSchema, commonFilterProps, KeywordSchema, PageSchema, pageProps, requestIdProp, TypeFilterSchema } from '../../schemas/log.js'
 import { StatSchema } from '../../schemas/stat.js'
 import { adminPageQuery, pageWithTotal, searchAdminLogs, statLogs } from '../../queries/logs.js'
-import { purgeLogsBefore } from '../../queries/purge.js'
+import { purgeLogsBefore, vacuumLogsInBackground, type BackgroundVacuum } from '../../queries/purge.js'
 import { PurgeRunningError, TargetTimestampRequiredError } from '../../errors.js'
 import { ok, pageData, toFilter, toKeyword, toPage } from './params.js'
 import { SEARCH_LIMIT, userSecurity } from './shared.js'
@@ -103,7 +103,26 @@ const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, o
     })
     if (deleted === null) throw new PurgeRunningError()
     request.log.info({ deleted, before: request.query.target_timestamp }, 'history purged')
+    if (deleted > 0) vacuumAfterPurge()
     return ok(deleted)
+  })
+
+  let vacuum: BackgroundVacuum | null = null
+  function vacuumAfterPurge () {
+    if (vacuum !== null) return
+    const started = vacuumLogsInBackground(app.db)
+    vacuum = started
+    started.done
+      .then(() => { app.log.info('vacuumed logs after the purge') }, (err: unknown) => { app.log.warn({ err }, 'vacuum of logs after the purge stopped') })
+      .finally(() => { vacuum = null })
+  }
+  // Shutdown does not wait for a long vacuum: it is cancelled (a VACUUM stops cleanly) and
+  // autovacuum, or the next purge, does the rest.
+  app.addHook('preClose', async () => {
+    const running = vacuum
+    if (running === null) return
+    await running.cancel()
+    await running.done.catch(() => {})
   })
 }
 
