@@ -7,7 +7,7 @@ import { Kysely, PostgresDialect } from 'kysely'
 import { ensureRootUser } from '../src/bootstrap.js'
 import { createPool } from '../src/db/pool.js'
 import type { Database } from '../src/db/types.js'
-import { createTestDatabase } from './helpers/app.js'
+import { createTestDatabase, NO_CHILD_COVERAGE } from './helpers/app.js'
 
 const serverEntry = path.join(import.meta.dirname, '..', 'src', 'server.ts')
 
@@ -20,7 +20,7 @@ interface Started {
 /** `npm start`'s command, with the given environment, until a line matching `ready` appears. */
 async function startServer (env: Record<string, string>, ready: RegExp): Promise<Started> {
   const child = spawn(process.execPath, ['--import', 'tsx', serverEntry], {
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', [NO_CHILD_COVERAGE[0]]: NO_CHILD_COVERAGE[1], ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   let out = ''

@@ -6,7 +6,7 @@ import t from 'tap'
 import type { InjectOptions } from 'fastify'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
-import { buildTestApp, createApiKey, createTestDatabase, createUser, insertLogs, testConfig, type TestUser } from '../helpers/app.js'
+import { buildTestApp, createApiKey, createTestDatabase, createUser, insertLogs, NO_CHILD_COVERAGE, testConfig, type TestUser } from '../helpers/app.js'
 
 type Route = { method: 'GET' | 'DELETE', url: string }
 
@@ -310,6 +310,7 @@ async function runWithLogs (url: string, level: string, steps: Step[]) {
     if (name === 'NODE_OPTIONS' || name.startsWith('TAP') || name.startsWith('_TAP')) continue
     env[name] = value
   }
+  env[NO_CHILD_COVERAGE[0]] = NO_CHILD_COVERAGE[1]
   env.LOG_CAPTURE_INPUT = JSON.stringify({
     appModule: path.join(root, 'src', 'app.ts'),
     helpersModule: path.join(root, 'test', 'helpers', 'app.ts'),
