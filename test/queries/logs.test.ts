@@ -334,3 +334,27 @@ t.test('pageWithTotal: an unfiltered page and its total in one statement', async
   const named = await pageWithTotal(app.db, {}, { page: 1, pageSize: 50 }, adminPageQuery)
   t.equal(named.items.filter((r) => r.channel_name === 'one').length, 22, 'the admin columns come through the join')
 })
+
+t.test('an unfiltered list keeps its generic plan: it is not planned on every request', async (t) => {
+  // One connection, so that pg_prepared_statements shows the statements the lists ran.
+  const app = await buildTestApp(t, { DB_POOL_MAX: 1, STAT_FOLD_INTERVAL_MS: 0 })
+  // Enough rows that a plan for any LIMIT or any bound would be dear: PostgreSQL then keeps
+  // planning per call unless the generic plan is as cheap as a custom one.
+  await app.db.insertInto('logs').columns(['user_id', 'created_at', 'type']).expression((eb) => eb.selectFrom(sql<{ g: number }>`generate_series(1, 40000)`.as('g'))
+    .select([sql<number>`1 + g % 2`.as('user_id'), sql<number>`1800000000 + g * 60`.as('created_at'), sql<number>`2`.as('type')]))
+    .execute()
+  await sql`analyze logs`.execute(app.db)
+  for (let i = 0; i < 12; i++) {
+    await pageWithTotal(app.db, { userId: 1 + (i % 2) }, { page: 1, pageSize: 20 }, userPageQuery)
+    await listUserLogs(app.db, { tokenId: 1 + (i % 2) }, { page: 1, pageSize: 20 }) // the token route's page
+  }
+  const { rows } = await sql<{ statement: string, generic_plans: number, custom_plans: number }>`
+    select statement, generic_plans, custom_plans from pg_prepared_statements
+    where generic_plans + custom_plans >= 12 and (statement like '%lateral%' or statement like '%"logs"."token_id" =%')`.execute(app.db)
+  t.strictSame(rows.map((r) => r.statement.includes('lateral') ? 'page and total' : 'token page').sort(), ['page and total', 'token page'], 'both statements ran prepared')
+  for (const r of rows) {
+    const label = r.statement.includes('lateral') ? 'page and total' : 'token page'
+    t.ok(Number(r.custom_plans) <= 5, `${label}: planned at most the first five times (${r.custom_plans})`)
+    t.ok(Number(r.generic_plans) >= 7, `${label}: then its generic plan (${r.generic_plans})`)
+  }
+})
