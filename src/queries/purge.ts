@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import { sql, type Kysely, type Transaction } from 'kysely'
 import type { Database } from '../db/types.js'
 import { pruneEmptyRollups, ROLLUP_TABLES, rollupUpserts, rollupWriteLock, vacuumStatTables } from './rollup.js'
@@ -214,9 +215,14 @@ export function vacuumLogsInBackground (db: Kysely<Database>): BackgroundVacuum 
       await sql`reset statement_timeout`.execute(conn)
     }
   })
+  const ended = done.then(() => true, () => true)
+  // A cancel that reaches the backend between two statements does nothing: cancel until it ends.
   const cancel = async (): Promise<void> => {
     cancelled = true
-    if (pid !== null) await sql`select pg_cancel_backend(${pid})`.execute(db)
+    for (let over = false; !over;) {
+      if (pid !== null) await sql`select pg_cancel_backend(${pid})`.execute(db)
+      over = await Promise.race([ended, sleep(50).then(() => false)])
+    }
   }
   return { done, cancel }
 }

@@ -6,6 +6,7 @@ import t from 'tap'
 import pg from 'pg'
 import { sql } from 'kysely'
 import { buildApp, type App } from '../../src/app.js'
+import { vacuumLogsInBackground } from '../../src/queries/purge.js'
 import type { Config } from '../../src/config.js'
 import { buildTestApp, createTestDatabase, createUser, insertLogs, testConfig } from '../helpers/app.js'
 
@@ -296,4 +297,14 @@ t.test('a purge that deleted rows vacuums logs in the background', async (t) => 
     at = await lastVacuum()
   }
   t.type(at, Date, 'logs was vacuumed')
+})
+
+t.test('a background vacuum cancelled before it starts does not run', async (t) => {
+  const app = await buildTestApp(t)
+  const vacuum = vacuumLogsInBackground(app.db)
+  await vacuum.cancel()
+  await vacuum.done
+  const { rows } = await sql<{ at: Date | null }>`select last_vacuum as at from pg_stat_user_tables where relname = 'logs'`.execute(app.db)
+  t.equal(rows[0]?.at, null, 'logs was not vacuumed')
+  t.strictSame((await sql<{ d: string }>`select current_setting('vacuum_cost_delay') as d`.execute(app.db)).rows[0]?.d, '0', 'the pooled connection keeps its settings')
 })
