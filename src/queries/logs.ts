@@ -249,8 +249,7 @@ function exactSumsQuery (db: Kysely<Database>, f: LogFilter) {
  */
 export async function countLogs (db: Kysely<Database>, f: LogFilter): Promise<Total> {
   if (rollupAnswers(f)) return { total: (await exactSums(db, f)).n, exact: true }
-  const n = await cappedCount(db, f)
-  return n <= EXACT_COUNT_LIMIT ? { total: n, exact: true } : await estimatedTotal(db, f)
+  return await totalOf(db, f, await cappedCount(db, f))
 }
 
 function matchingRows (db: Kysely<Database>, f: LogFilter) {
@@ -265,7 +264,9 @@ async function cappedCount (db: Kysely<Database>, f: LogFilter): Promise<number>
   return Number(capped.n)
 }
 
-async function estimatedTotal (db: Kysely<Database>, f: LogFilter): Promise<Total> {
+/** A capped count as the total: itself up to EXACT_COUNT_LIMIT, beyond it the planner's estimate, flagged. */
+async function totalOf (db: Kysely<Database>, f: LogFilter, n: number): Promise<Total> {
+  if (n <= EXACT_COUNT_LIMIT) return { total: n, exact: true }
   const compiled = matchingRows(db, f).compile()
   const explain = await db.executeQuery<{ 'QUERY PLAN': Array<{ Plan: { 'Plan Rows': number } }> }>(
     CompiledQuery.raw(`explain (format json) ${compiled.sql}`, [...compiled.parameters])
@@ -353,13 +354,13 @@ export async function pageWithTotal<T extends object> (
     if (f.userId !== undefined && Math.min(scopeRows, (EXACT_COUNT_LIMIT + 1) * seen / Math.max(hits, 1)) <= WALK_COUNT_BUDGET) {
       await planShape(trx, 'walk')
       const n = await cappedCount(trx, f)
-      return { items: await pageOf(trx, n), total: n <= EXACT_COUNT_LIMIT ? { total: n, exact: true } : await estimatedTotal(trx, f) }
+      return { items: await pageOf(trx, n), total: await totalOf(trx, f, n) }
     }
     await planShape(trx, 'bitmap')
     const n = await cappedCount(trx, f)
     if (n <= BITMAP_PAGE_LIMIT) return { items: await pageOf(trx, n), total: { total: n, exact: true } }
     await planShape(trx, 'walk')
-    return { items: await list(trx, f, page), total: n <= EXACT_COUNT_LIMIT ? { total: n, exact: true } : await estimatedTotal(trx, f) }
+    return { items: await list(trx, f, page), total: await totalOf(trx, f, n) }
   })
 }
 

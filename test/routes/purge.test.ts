@@ -33,6 +33,14 @@ async function remainingCreatedAt (app: App): Promise<number[]> {
   return rows.map((r) => Number(r.created_at))
 }
 
+/** A client of its own on the test's database, ended with the test. */
+async function connectClient (t: { teardown: (fn: () => unknown) => void }, url: string): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  t.teardown(() => client.end())
+  return client
+}
+
 /** Waits (bounded) until a connection of the service waits on a lock in this database. */
 async function waitForBlockedPurge (observer: pg.Client): Promise<void> {
   for (let i = 0; i < 1000; i++) {
@@ -138,12 +146,8 @@ t.test('one purge at a time; reads keep flowing while it runs', async (t) => {
   const query = { target_timestamp: String(T) }
 
   // Another session holds a row lock on the newest old row: the purge's batch that reaches it waits.
-  const locker = new pg.Client({ connectionString: url })
-  await locker.connect()
-  t.teardown(() => locker.end())
-  const observer = new pg.Client({ connectionString: url })
-  await observer.connect()
-  t.teardown(() => observer.end())
+  const locker = await connectClient(t, url)
+  const observer = await connectClient(t, url)
 
   await locker.query('begin')
   await locker.query('select id from logs where id = $1 for update', [lastOldId])
@@ -199,12 +203,8 @@ t.test('a purge finishes when its client disconnects', async (t) => {
   await app.listen({ host: '127.0.0.1', port: 0 })
   const { port } = app.server.address() as AddressInfo
 
-  const locker = new pg.Client({ connectionString: url })
-  await locker.connect()
-  t.teardown(() => locker.end())
-  const observer = new pg.Client({ connectionString: url })
-  await observer.connect()
-  t.teardown(() => observer.end())
+  const locker = await connectClient(t, url)
+  const observer = await connectClient(t, url)
 
   await locker.query('begin')
   await locker.query('select id from logs where id = $1 for update', [ids.at(-1)])
@@ -249,12 +249,8 @@ t.test('a whole hour purged while another session updates one of its rows is ret
   const ids = await insertLogs(app.db, Array.from({ length: 20 }, (_, i) => ({ user_id: admin.id, created_at: T - 4000 + i * 10, type: 2, quota: 1 })))
   await insertLogs(app.db, [{ user_id: admin.id, created_at: T, type: 2, quota: 100 }])
 
-  const locker = new pg.Client({ connectionString: url })
-  await locker.connect()
-  t.teardown(() => locker.end())
-  const observer = new pg.Client({ connectionString: url })
-  await observer.connect()
-  t.teardown(() => observer.end())
+  const locker = await connectClient(t, url)
+  const observer = await connectClient(t, url)
 
   await locker.query('begin')
   await locker.query('update logs set quota = quota + 5 where id = $1', [ids[3]])
