@@ -3,7 +3,7 @@
 // and cursors deep into a heavy user's history.
 import { randomBytes } from 'node:crypto'
 import type pg from 'pg'
-import { encodeCursor } from '../src/routes/log/params.js'
+import { encodeCursor } from '../src/lib/cursor.js'
 import { sample, type Rng } from './random.js'
 
 export interface BenchUser {

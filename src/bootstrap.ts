@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { sql, type Kysely } from 'kysely'
 import type { Database } from './db/types.js'
+import { Role, UserStatus } from './domain.js'
 
 export interface BootstrapResult {
   created: boolean
@@ -21,7 +22,7 @@ export async function ensureRootUser (db: Kysely<Database>, accessToken?: string
     const existing = await trx.selectFrom('users').select('id').limit(1).executeTakeFirst()
     if (existing !== undefined) return { created: false }
     const row = await trx.insertInto('users')
-      .values({ username: 'root', display_name: 'Root User', role: 100, status: 1, access_token: token })
+      .values({ username: 'root', display_name: 'Root User', role: Role.root, status: UserStatus.enabled, access_token: token })
       .returning('id')
       .executeTakeFirstOrThrow()
     return accessToken === undefined

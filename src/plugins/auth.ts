@@ -2,10 +2,9 @@ import fp from 'fastify-plugin'
 import { LRUCache } from 'lru-cache'
 import type { FastifyRequest, onRequestAsyncHookHandler, preValidationAsyncHookHandler } from 'fastify'
 import { findTokenByKey, findUserByAccessToken, type ApiKeyOwner, type AuthUser } from '../queries/auth.js'
+import { UserStatus } from '../domain.js'
 import { BadParameterError, ForbiddenError, TokenInvalidError, UnauthorizedError } from '../errors.js'
 
-export const Role = { user: 1, admin: 10, root: 100 } as const
-export const UserStatus = { enabled: 1, disabled: 2 } as const
 
 export interface AuthPluginOptions {
   /** How long a user or key lookup is trusted; the contract allows a few seconds. 0 disables the cache. */

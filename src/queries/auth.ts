@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/types.js'
+import { TokenStatus, UserStatus } from '../domain.js'
 
 export interface AuthUser {
   id: number
@@ -22,8 +23,8 @@ export async function findUserByAccessToken (db: Kysely<Database>, accessToken: 
 }
 
 /**
- * A key that can read its logs: not deleted, not disabled (status 2), owner enabled. Expired (3)
- * and exhausted (4) keys still see their history. Served by the unique index on tokens.key.
+ * A key that can read its logs: not deleted, not disabled, owner enabled. Expired and exhausted
+ * keys still see their history. Served by the unique index on tokens.key.
  */
 export async function findTokenByKey (db: Kysely<Database>, key: string): Promise<ApiKeyOwner | undefined> {
   return await db.selectFrom('tokens')
@@ -31,7 +32,7 @@ export async function findTokenByKey (db: Kysely<Database>, key: string): Promis
     .select(['tokens.id as tokenId', 'tokens.user_id as userId'])
     .where('tokens.key', '=', key)
     .where('tokens.deleted_at', 'is', null)
-    .where('tokens.status', '<>', 2)
-    .where('users.status', '=', 1)
+    .where('tokens.status', '<>', TokenStatus.disabled)
+    .where('users.status', '=', UserStatus.enabled)
     .executeTakeFirst()
 }

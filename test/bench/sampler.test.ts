@@ -1,7 +1,7 @@
 import t from 'tap'
 import pg from 'pg'
 import { buildApp } from '../../src/app.js'
-import { decodeCursor } from '../../src/routes/log/params.js'
+import { decodeCursor } from '../../src/lib/cursor.js'
 import { buildBaselines } from '../../bench/baselines.js'
 import { buildEndpoints, ENDPOINT_NAMES } from '../../bench/endpoints.js'
 import { seededRng } from '../../bench/random.js'

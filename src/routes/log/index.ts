@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify'
-import { Role } from '../../plugins/auth.js'
+import { Role } from '../../domain.js'
 import adminRoutes from './admin.js'
 import selfRoutes from './self.js'
 import tokenRoutes from './token.js'

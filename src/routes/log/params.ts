@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import { BadParameterError } from '../../errors.js'
 import type { LogFilter, PageRequest, Total } from '../../queries/logs.js'
 import type { AuthUser } from '../../queries/auth.js'
+import { decodeCursor, encodeCursor } from '../../lib/cursor.js'
 
 interface FilterQuery {
   type?: number
@@ -36,22 +37,6 @@ export function toFilter (q: FilterQuery): LogFilter {
 export function toPage (q: { p?: number, page_size?: number, cursor?: string }, defaultSize: number): PageRequest {
   const page = { page: q.p ?? 1, pageSize: q.page_size ?? defaultSize }
   return q.cursor === undefined || q.cursor === '' ? page : { ...page, after: decodeCursor(q.cursor) }
-}
-
-// A cursor is the (created_at, id) of the last row of a page, base64url-encoded: opaque to
-// clients, so the encoding may change without breaking them.
-export function encodeCursor (row: { created_at: number, id: number }): string {
-  return Buffer.from(`${row.created_at}.${row.id}`).toString('base64url')
-}
-
-export function decodeCursor (cursor: string): { createdAt: number, id: number } {
-  const match = /^(-?[0-9]{1,16})\.([0-9]{1,16})$/.exec(Buffer.from(cursor, 'base64url').toString())
-  const createdAt = Number(match?.[1])
-  const id = Number(match?.[2])
-  if (match === null || !Number.isSafeInteger(createdAt) || !Number.isSafeInteger(id)) {
-    throw new BadParameterError('cursor is invalid (pass next_cursor of a previous page)')
-  }
-  return { createdAt, id }
 }
 
 /** The data of a list response: the page, its total and the cursor of the next page. */
