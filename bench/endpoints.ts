@@ -80,46 +80,78 @@ function get (path: string, query: Record<string, string | number>, headers: Rec
   return { method: 'GET', path: qs === '' ? path : `${path}?${qs}`, headers }
 }
 
-/** Request generators over the sampled parameters; rng makes them repeatable in tests. */
-export function buildEndpoints (p: BenchParams, rng: Rng = Math.random): EndpointSpec[] {
+type Filters = Record<string, string | number>
+/** A filter the mix may choose: its name, the values it picks from (none: it sits out), a maker. */
+type FilterOption = [string, readonly unknown[], () => Filters]
+type Spec = Omit<EndpointSpec, 'target'> & { target?: Target }
+
+/** What the request generators draw from; every draw goes through the one rng, in call order. */
+interface Draws {
+  p: BenchParams
+  rng: Rng
+  /** why the user-facing endpoints cannot run (undefined: they can) */
+  noUser: string | undefined
+  admin: Record<string, string>
+  pickUser: () => BenchUser
+  pickKey: () => BenchKey
+  /** [start, end] of `span` seconds ending somewhere in the last 6 hours of data. */
+  window: (span: number) => Filters
+  /** A window of `span` seconds anywhere in the data. */
+  anyWindow: (span: number) => Filters
+  /** One or two filters of those that have values to pick from. */
+  filterMix: (options: FilterOption[]) => Filters
+  /** `name` = one of `values` */
+  oneOf: (name: string, values: ReadonlyArray<string | number>) => FilterOption
+  /** a window of a day or a week, made by `make`, when there are rows to window */
+  windowOf: (make: (span: number) => Filters) => FilterOption
+  /** a stat query over the last day or 30 days */
+  statQuery: (label: '1d' | '30d') => Filters
+}
+
+function draws (p: BenchParams, rng: Rng): Draws {
   const userGroups = [
     { weight: 0.2, items: p.users.heavy },
     { weight: 0.7, items: p.users.typical },
     { weight: 0.1, items: p.users.empty }
   ]
-  const anyUser = userGroups.some((g) => g.items.length > 0)
-  const pickUser = (): BenchUser => pickWeighted(rng, userGroups)
-  const pickKey = (): BenchKey => pickWeighted(rng, [{ weight: 0.3, items: p.keys.heavy }, { weight: 0.7, items: p.keys.typical }])
-  const admin = userHeaders(p.admin)
-
-  /** [start, end] of `span` seconds ending somewhere in the last 6 hours of data. */
-  function window (span: number) {
+  const window = (span: number) => {
     const end = p.maxCreatedAt - randInt(rng, 0, 6 * 3600)
     return { start_timestamp: Math.max(0, end - span), end_timestamp: end }
   }
-
-  /** A window of `span` seconds anywhere in the data. */
-  function anyWindow (span: number) {
-    const lo = Math.min(p.minCreatedAt + span, p.maxCreatedAt)
-    const end = randInt(rng, lo, p.maxCreatedAt)
-    return { start_timestamp: Math.max(0, end - span), end_timestamp: end }
-  }
-
-  type Filters = Record<string, string | number>
-  type FilterMaker = () => Filters
-
-  /** One or two filters of those that have values to pick from. */
-  function filterMix (makers: Array<[string, unknown[], FilterMaker]>): Filters {
-    const live = makers.filter(([, values]) => values.length > 0)
-    if (live.length === 0) return {}
-    const chosen = sample(rng, live, rng() < 0.6 ? 1 : 2)
-    return Object.assign({}, ...chosen.map(([, , make]) => make()))
-  }
-
   const spans = [DAY, 7 * DAY]
   const windowValues = p.rows > 0 ? [1] : []
+  return {
+    p,
+    rng,
+    noUser: userGroups.some((g) => g.items.length > 0) ? undefined : 'no enabled user with an access token',
+    admin: userHeaders(p.admin),
+    pickUser: () => pickWeighted(rng, userGroups),
+    pickKey: () => pickWeighted(rng, [{ weight: 0.3, items: p.keys.heavy }, { weight: 0.7, items: p.keys.typical }]),
+    window,
+    anyWindow: (span) => {
+      const lo = Math.min(p.minCreatedAt + span, p.maxCreatedAt)
+      const end = randInt(rng, lo, p.maxCreatedAt)
+      return { start_timestamp: Math.max(0, end - span), end_timestamp: end }
+    },
+    filterMix: (options) => {
+      const live = options.filter(([, values]) => values.length > 0)
+      if (live.length === 0) return {}
+      const chosen = sample(rng, live, rng() < 0.6 ? 1 : 2)
+      return Object.assign({}, ...chosen.map(([, , make]) => make()))
+    },
+    oneOf: (name, values) => [name, values, () => ({ [name]: pick(rng, values) })],
+    windowOf: (make) => ['window', windowValues, () => make(pick(rng, spans))],
+    statQuery: (label) => {
+      // type defaults to 2 (consume), what the dashboard asks for; sometimes all types.
+      const type: Record<string, number> = rng() < 0.8 ? {} : { type: 0 }
+      return { ...type, ...window(label === '1d' ? DAY : 30 * DAY) }
+    }
+  }
+}
 
-  const specs: Array<Omit<EndpointSpec, 'target'> & { target?: Target }> = [
+/** The two baselines the service is compared with. */
+function baselineSpecs (d: Draws): Spec[] {
+  return [
     {
       name: 'static',
       server: 'baselines',
@@ -128,32 +160,38 @@ export function buildEndpoints (p: BenchParams, rng: Rng = Math.random): Endpoin
     {
       name: 'naive',
       server: 'baselines',
-      skip: anyUser ? undefined : 'no enabled user with an access token',
+      skip: d.noUser,
       // Same user mix as self_list, so the ratio compares like with like.
-      next: () => get('/naive', { user: pickUser().id })
-    },
+      next: () => get('/naive', { user: d.pickUser().id })
+    }
+  ]
+}
+
+/** A user's own list: the first page, filtered, deep by page number, deep by cursor. */
+function selfListSpecs (d: Draws): Spec[] {
+  const { p, rng } = d
+  return [
     {
       name: 'self_list',
       server: 'service',
-      skip: anyUser ? undefined : 'no enabled user with an access token',
+      skip: d.noUser,
       next: () => {
-        const user = pickUser()
+        const user = d.pickUser()
         return get('/api/log/self', { p: 1, page_size: PAGE_SIZE }, userHeaders(user))
       }
     },
     {
       name: 'self_list_filtered',
       server: 'service',
-      skip: anyUser ? undefined : 'no enabled user with an access token',
+      skip: d.noUser,
       next: () => {
-        const user = pickUser()
-        const ownTokens = p.tokenNamesByUser.get(user.id) ?? []
-        const filters = filterMix([
-          ['type', p.types, () => ({ type: pick(rng, p.types) })],
-          ['model_name', p.models, () => ({ model_name: pick(rng, p.models) })],
-          ['token_name', ownTokens, () => ({ token_name: pick(rng, ownTokens) })],
-          ['group', p.groups, () => ({ group: pick(rng, p.groups) })],
-          ['window', windowValues, () => window(pick(rng, spans))]
+        const user = d.pickUser()
+        const filters = d.filterMix([
+          d.oneOf('type', p.types),
+          d.oneOf('model_name', p.models),
+          d.oneOf('token_name', p.tokenNamesByUser.get(user.id) ?? []),
+          d.oneOf('group', p.groups),
+          d.windowOf(d.window)
         ])
         return get('/api/log/self', { p: 1, page_size: PAGE_SIZE, ...filters }, userHeaders(user))
       }
@@ -177,13 +215,20 @@ export function buildEndpoints (p: BenchParams, rng: Rng = Math.random): Endpoin
         const c = pick(rng, p.deepCursors)
         return get('/api/log/self', { page_size: PAGE_SIZE, cursor: c.cursor }, userHeaders(c.user))
       }
-    },
+    }
+  ]
+}
+
+/** A user's other reads: logs by API key, stats, search. */
+function userReadSpecs (d: Draws): Spec[] {
+  const { p, rng } = d
+  return [
     {
       name: 'token_logs',
       server: 'service',
       skip: p.keys.heavy.length + p.keys.typical.length > 0 ? undefined : 'no usable API key',
       next: () => {
-        const key = pickKey()
+        const key = d.pickKey()
         const page = rng() < 0.8 ? 1 : randInt(rng, 2, 5)
         // The header form (it keeps the key out of access logs), with and without sk-.
         const bearer = rng() < 0.5 ? `sk-${key.key}` : key.key
@@ -193,12 +238,10 @@ export function buildEndpoints (p: BenchParams, rng: Rng = Math.random): Endpoin
     ...(['1d', '30d'] as const).map((label) => ({
       name: `self_stat_${label}` as const,
       server: 'service' as const,
-      skip: anyUser ? undefined : 'no enabled user with an access token',
+      skip: d.noUser,
       next: () => {
-        const user = pickUser()
-        // type defaults to 2 (consume), what the dashboard asks for; sometimes all types.
-        const type: Record<string, number> = rng() < 0.8 ? {} : { type: 0 }
-        return get('/api/log/self/stat', { ...type, ...window(label === '1d' ? DAY : 30 * DAY) }, userHeaders(user))
+        const user = d.pickUser()
+        return get('/api/log/self/stat', d.statQuery(label), userHeaders(user))
       }
     })),
     {
@@ -213,9 +256,16 @@ export function buildEndpoints (p: BenchParams, rng: Rng = Math.random): Endpoin
     {
       name: 'self_search_common',
       server: 'service',
-      skip: anyUser && p.commonKeywords.length > 0 ? undefined : 'no common word in the sampled content',
-      next: () => get('/api/log/self/search', { keyword: pick(rng, p.commonKeywords) }, userHeaders(pickUser()))
-    },
+      skip: d.noUser === undefined && p.commonKeywords.length > 0 ? undefined : 'no common word in the sampled content',
+      next: () => get('/api/log/self/search', { keyword: pick(rng, p.commonKeywords) }, userHeaders(d.pickUser()))
+    }
+  ]
+}
+
+/** The admin's reads over every user's logs. */
+function adminSpecs (d: Draws): Spec[] {
+  const { p, rng, admin } = d
+  return [
     {
       name: 'admin_list',
       server: 'service',
@@ -225,14 +275,14 @@ export function buildEndpoints (p: BenchParams, rng: Rng = Math.random): Endpoin
       name: 'admin_list_filtered',
       server: 'service',
       next: () => {
-        const filters = filterMix([
-          ['type', p.types, () => ({ type: pick(rng, p.types) })],
-          ['model_name', p.models, () => ({ model_name: pick(rng, p.models) })],
-          ['username', p.usernames, () => ({ username: pick(rng, p.usernames) })],
-          ['token_name', p.tokenNames, () => ({ token_name: pick(rng, p.tokenNames) })],
-          ['channel', p.channels, () => ({ channel: pick(rng, p.channels) })],
-          ['group', p.groups, () => ({ group: pick(rng, p.groups) })],
-          ['window', windowValues, () => anyWindow(pick(rng, spans))]
+        const filters = d.filterMix([
+          d.oneOf('type', p.types),
+          d.oneOf('model_name', p.models),
+          d.oneOf('username', p.usernames),
+          d.oneOf('token_name', p.tokenNames),
+          d.oneOf('channel', p.channels),
+          d.oneOf('group', p.groups),
+          d.windowOf(d.anyWindow)
         ])
         return get('/api/log/', { p: 1, page_size: PAGE_SIZE, ...filters }, admin)
       }
@@ -240,10 +290,7 @@ export function buildEndpoints (p: BenchParams, rng: Rng = Math.random): Endpoin
     ...(['1d', '30d'] as const).map((label) => ({
       name: `admin_stat_${label}` as const,
       server: 'service' as const,
-      next: () => {
-        const type: Record<string, number> = rng() < 0.8 ? {} : { type: 0 }
-        return get('/api/log/stat', { ...type, ...window(label === '1d' ? DAY : 30 * DAY) }, admin)
-      }
+      next: () => get('/api/log/stat', d.statQuery(label), admin)
     })),
     {
       name: 'admin_search_rare',
@@ -258,6 +305,11 @@ export function buildEndpoints (p: BenchParams, rng: Rng = Math.random): Endpoin
       next: () => get('/api/log/search', { keyword: pick(rng, p.commonKeywords) }, admin)
     }
   ]
+}
 
+/** Request generators over the sampled parameters, in ENDPOINT_NAMES order; rng makes them repeatable in tests. */
+export function buildEndpoints (p: BenchParams, rng: Rng = Math.random): EndpointSpec[] {
+  const d = draws(p, rng)
+  const specs = [...baselineSpecs(d), ...selfListSpecs(d), ...userReadSpecs(d), ...adminSpecs(d)]
   return specs.map((s) => ({ ...s, target: TARGETS[s.name] }))
 }

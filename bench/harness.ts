@@ -11,12 +11,12 @@ import { runLoad, type LoadStats } from './load.js'
 import { redactUrl, selected, SetupError, type BenchOptions } from './options.js'
 import { readRss, REPO_ROOT, SERVICE_ENV, serviceWarnings, startBaselines, startService, type ChildServer } from './processes.js'
 import { runPurgePhase } from './purge.js'
-import { settle } from './settle.js'
+import { settle, type SettleResult } from './settle.js'
 import { DEEP_CURSOR_ROWS, describeParams, sampleParams, tableStats, type BenchParams } from './sampler.js'
 import { NAIVE_SQL } from './baselines.js'
 import {
   formatTable, ilikeCheck, purgeChecks, rssCheck, summariseEndpoints,
-  type Check, type EndpointResult, type IlikeResult, type PurgeResult, type RssReport
+  type Check, type EndpointResult, type EndpointRow, type IlikeResult, type PurgeResult, type RssReport
 } from './summary.js'
 
 /** The scale the issue's targets are set for. */
@@ -95,6 +95,181 @@ export interface BenchOutcome {
   pass: boolean
 }
 
+type DatabaseFacts = Awaited<ReturnType<typeof inspectDatabase>>
+
+/** Refuses a database the run cannot use, then records the table and the machine it runs on. */
+async function inspectDatabase (client: pg.ClientBase, o: BenchOptions, log: Logger) {
+  await client.query("set statement_timeout = '10min'")
+  const { rows: reg } = await client.query("select to_regclass('logs') as t")
+  if ((reg[0] as { t: string | null }).t === null) throw new SetupError('there is no logs table in this database: run migrations and the seed first (npm run seed -- --rows N)')
+
+  const stats = await tableStats(client)
+  if (o.rows !== null && stats.rows < o.rows) {
+    throw new SetupError(`the logs table has ${stats.rows.toLocaleString('en-US')} rows, fewer than --rows ${o.rows.toLocaleString('en-US')}: run \`npm run seed -- --rows ${o.rows}\` first`)
+  }
+  log(`[bench] logs: ${stats.rows.toLocaleString('en-US')} rows; sampling parameters…`)
+  const machine = await machineInfo(client)
+  const { rows: sizeRows } = await client.query("select pg_total_relation_size('logs') as b")
+  const logsSizeMb = Math.round(Number((sizeRows[0] as { b: string }).b) / 2 ** 20)
+  return { stats, machine, logsSizeMb }
+}
+
+interface Servers {
+  service: ChildServer | null
+  baselines: ChildServer | null
+}
+
+/** Starts only the children the selected work needs; each one started is pushed to `children`. */
+async function startServers (o: BenchOptions, endpoints: EndpointSpec[], runPurge: boolean, children: ChildServer[], log: Logger): Promise<Servers> {
+  const needService = runPurge || endpoints.some((e) => e.server === 'service' && e.skip === undefined)
+  const needBaselines = endpoints.some((e) => e.server === 'baselines' && e.skip === undefined)
+  log(`[bench] starting ${[needService ? 'the service' : '', needBaselines ? 'the baselines' : ''].filter(Boolean).join(' and ') || 'nothing'}…`)
+  const launched = await Promise.allSettled([
+    needService ? startService(o.databaseUrl) : Promise.resolve(null),
+    needBaselines ? startBaselines(o.databaseUrl) : Promise.resolve(null)
+  ])
+  // Whatever started is stopped by the caller, even when its sibling failed to start.
+  for (const s of launched) if (s.status === 'fulfilled' && s.value !== null) children.push(s.value)
+  for (const s of launched) if (s.status === 'rejected') throw s.reason
+  return {
+    service: launched[0].status === 'fulfilled' ? launched[0].value : null,
+    baselines: launched[1].status === 'fulfilled' ? launched[1].value : null
+  }
+}
+
+/** Each endpoint in turn (warm-up, then the measured run), sampling the service's memory after each. */
+async function measureEndpoints (o: BenchOptions, endpoints: EndpointSpec[], servers: Servers, rss: RssReport, log: Logger): Promise<EndpointResult[]> {
+  const { service, baselines } = servers
+  const results: EndpointResult[] = []
+  for (const e of endpoints) {
+    const server = e.server === 'service' ? service : baselines
+    if (e.skip !== undefined || server === null) {
+      log(`[bench] ${e.name}: skipped (${e.skip ?? 'no server'})`)
+      results.push({ name: e.name, server: e.server, target: e.target, stats: null, skipped: e.skip ?? 'no server' })
+      continue
+    }
+    const load = { url: server.url, connections: o.connections, next: e.next }
+    if (o.warmup > 0) await runLoad({ ...load, duration: o.warmup })
+    const s = await runLoad({ ...load, duration: o.duration })
+    const rssAfter = service === null ? null : readRss(service.pid)?.rssMb ?? null
+    if (e.server === 'service' && rssAfter !== null) rss.samples_mb.push(rssAfter)
+    results.push({ name: e.name, server: e.server, target: e.target, stats: s, rssMbAfter: rssAfter })
+    log(`[bench] ${e.name.padEnd(22)} ${s.reqPerSec.toFixed(0).padStart(7)} req/s  p50 ${s.p50Ms.toFixed(2)} ms  p99 ${s.p99Ms.toFixed(2)} ms  non-2xx ${s.non2xx}  errors ${s.errors}`)
+  }
+  return results
+}
+
+/** The rare-keyword search without its trigram index: what the index buys (null when there is nothing to search). */
+async function compareIlike (client: pg.ClientBase, params: BenchParams, rows: number, results: EndpointResult[], log: Logger): Promise<IlikeResult | null> {
+  const rare = params.rareKeywords.find((k) => k.matches > 0) ?? params.rareKeywords[0]
+  if (rare === undefined || rows === 0) return null
+  log('[bench] rare keyword: unindexed ILIKE vs the trigram index, median of 3 each…')
+  const endpointP50 = results.find((r) => r.name === 'admin_search_rare')?.stats?.p50Ms ?? null
+  const ilike = await measureIlike(client, rare.keyword, { endpointP50Ms: endpointP50 })
+  log(`[bench] ILIKE unindexed ${ilike.unindexed_ms} ms, indexed ${ilike.indexed_ms} ms: ${ilike.speedup}x`)
+  return ilike
+}
+
+/** The oldest 30 % purged through the service while self_list readers run (null when skipped). */
+async function purgeUnderReaders (client: pg.ClientBase, o: BenchOptions, params: BenchParams, rows: number, results: EndpointResult[], service: ChildServer, log: Logger): Promise<PurgeResult | null> {
+  const readers = buildEndpoints(params).find((e) => e.name === 'self_list') as EndpointSpec
+  if (readers.skip !== undefined || rows === 0) {
+    log(`[bench] purge: skipped (${readers.skip ?? 'empty table'})`)
+    return null
+  }
+  const selfList = results.find((r) => r.name === 'self_list')?.stats
+  const rate = o.purgeReadersRate ?? (selfList !== undefined && selfList !== null ? Math.max(1, Math.round(selfList.reqPerSec / 2)) : undefined)
+  log(`[bench] purge: deleting the oldest 30 % through DELETE /api/log/ while self_list readers run (${rate === undefined ? 'unpaced' : `${rate} req/s`})…`)
+  const purge = await runPurgePhase({
+    client,
+    serviceUrl: service.url,
+    adminHeaders: userHeaders(params.admin),
+    rows,
+    readers: readers.next,
+    connections: o.connections,
+    readersRate: rate,
+    beforeSeconds: Math.max(0.5, Math.min(o.duration, 5))
+  })
+  log(`[bench] purge: HTTP ${purge.status}, ${purge.deleted_rows.toLocaleString('en-US')} rows in ${purge.seconds} s (${purge.rows_per_sec.toLocaleString('en-US')} rows/s); readers p99 ${purge.readers_before.p99Ms} -> ${purge.readers_during.p99Ms} ms`)
+  return purge
+}
+
+/** What a reader of the figures should know about this run's setting. */
+function runNotes (rows: number, params: BenchParams, settled: SettleResult): string[] {
+  const notes: string[] = []
+  if (rows < TARGET_ROWS) notes.push(`The targets are set for ${TARGET_ROWS.toLocaleString('en-US')} rows; this table has ${rows.toLocaleString('en-US')}.`)
+  const deepest = Math.max(0, ...params.deepCursors.map((c) => c.depth))
+  if (params.deepCursors.length > 0 && deepest < DEEP_CURSOR_ROWS) {
+    notes.push(`self_list_cursor_deep read ${deepest.toLocaleString('en-US')} rows deep, not ${DEEP_CURSOR_ROWS.toLocaleString('en-US')}: the heaviest user has ${(params.users.heavy[0]?.rows ?? 0).toLocaleString('en-US')} rows.`)
+  }
+  if (settled.autovacuum !== 'on') notes.push('autovacuum is off on this server: dead rows of earlier runs and purges stay until a VACUUM.')
+  return notes
+}
+
+/** Everything one run found, gathered for the report and the table. */
+interface RunFacts {
+  o: BenchOptions
+  started: number
+  loadBefore: number
+  db: DatabaseFacts
+  settled: SettleResult
+  params: BenchParams
+  results: EndpointResult[]
+  rows: EndpointRow[]
+  ilike: IlikeResult | null
+  purge: PurgeResult | null
+  rss: RssReport
+  checks: Check[]
+  pass: boolean
+  notes: string[]
+  warnings: ReturnType<typeof serviceWarnings>
+}
+
+/** The JSON report written to --out (as kept in bench/results/). */
+function buildReport (f: RunFacts) {
+  const { o, db: { stats, machine } } = f
+  return {
+    date: new Date(f.started).toISOString(),
+    wall_seconds: Math.round((Date.now() - f.started) / 100) / 10,
+    options: {
+      database_url: redactUrl(o.databaseUrl),
+      duration: o.duration,
+      connections: o.connections,
+      warmup: o.warmup,
+      only: o.only,
+      skip_purge: o.skipPurge,
+      rows: o.rows,
+      purge_readers_rate: o.purgeReadersRate,
+      vacuum: o.vacuum
+    },
+    settle: f.settled,
+    // 1-minute load average: other work on the machine makes every number noisy.
+    machine: { ...machine, loadavg_start: round2(f.loadBefore), loadavg_end: round2(os.loadavg()[0] ?? 0) },
+    database: { rows: stats.rows, min_created_at: stats.minCreatedAt, max_created_at: stats.maxCreatedAt, logs_total_size_mb: f.db.logsSizeMb },
+    service: { env: SERVICE_ENV, warnings: f.warnings.length, warning_samples: f.warnings.slice(0, 20) },
+    baselines: { naive_sql: NAIVE_SQL, static: 'the newest 20 rows as a self-list page, loaded once, with a response schema' },
+    params: describeParams(f.params),
+    endpoints: Object.fromEntries(f.results.map((r, i) => {
+      const row = f.rows[i]!
+      return [r.name, statsJson(r, row.naiveRatio, row.pass, row.failures, row.target)]
+    })),
+    ilike: f.ilike,
+    purge: f.purge,
+    rss: f.rss,
+    checks: f.checks,
+    pass: f.pass,
+    notes: f.notes
+  }
+}
+
+/** The text printed at the end of a run. */
+function formatOutcome (f: RunFacts): string {
+  const { o, warnings, notes, db: { stats, machine } } = f
+  const header = `${stats.rows.toLocaleString('en-US')} rows, ${o.connections} connections, ${o.duration} s per endpoint (+${o.warmup} s warm-up); ${machine.cpus} x ${machine.cpu_model}, node ${machine.node}; load average ${round2(f.loadBefore)} at the start`
+  const warningText = warnings.length === 0 ? '' : `\n\nservice logged ${warnings.length} warnings/errors, e.g.:\n` + [...new Set(warnings.map((w) => `  ${w.msg}${w.err === undefined ? '' : `: ${w.err}`}`))].slice(0, 5).join('\n')
+  return `${header}\n\n${formatTable(f.rows, f.checks)}${notes.length === 0 ? '' : `\n\n${notes.join('\n')}`}${warningText}\n\nJSON: ${o.out}`
+}
+
 export async function runBench (o: BenchOptions, log: Logger = defaultLog): Promise<BenchOutcome> {
   const started = Date.now()
   const loadBefore = os.loadavg()[0] ?? 0
@@ -102,37 +277,13 @@ export async function runBench (o: BenchOptions, log: Logger = defaultLog): Prom
   await client.connect()
   const children: ChildServer[] = []
   try {
-    await client.query("set statement_timeout = '10min'")
-    const { rows: reg } = await client.query("select to_regclass('logs') as t")
-    if ((reg[0] as { t: string | null }).t === null) throw new SetupError('there is no logs table in this database: run migrations and the seed first (npm run seed -- --rows N)')
-
-    const stats = await tableStats(client)
-    if (o.rows !== null && stats.rows < o.rows) {
-      throw new SetupError(`the logs table has ${stats.rows.toLocaleString('en-US')} rows, fewer than --rows ${o.rows.toLocaleString('en-US')}: run \`npm run seed -- --rows ${o.rows}\` first`)
-    }
-    log(`[bench] logs: ${stats.rows.toLocaleString('en-US')} rows; sampling parameters…`)
-    const machine = await machineInfo(client)
-    const { rows: sizeRows } = await client.query("select pg_total_relation_size('logs') as b")
-    const logsSizeMb = Math.round(Number((sizeRows[0] as { b: string }).b) / 2 ** 20)
-
+    const db = await inspectDatabase(client, o, log)
     const params: BenchParams = await sampleParams(client)
     if (params.admin.created) log(`[bench] no enabled admin with an access token: created user bench_admin (id ${params.admin.id})`)
     const endpoints = buildEndpoints(params).filter((e) => selected(o, e.name))
     const runPurge = selected(o, 'purge')
     const runIlike = selected(o, 'ilike')
-
-    const needService = runPurge || endpoints.some((e) => e.server === 'service' && e.skip === undefined)
-    const needBaselines = endpoints.some((e) => e.server === 'baselines' && e.skip === undefined)
-    log(`[bench] starting ${[needService ? 'the service' : '', needBaselines ? 'the baselines' : ''].filter(Boolean).join(' and ') || 'nothing'}…`)
-    const launched = await Promise.allSettled([
-      needService ? startService(o.databaseUrl) : Promise.resolve(null),
-      needBaselines ? startBaselines(o.databaseUrl) : Promise.resolve(null)
-    ])
-    // Whatever started is stopped in `finally`, even when its sibling failed to start.
-    for (const s of launched) if (s.status === 'fulfilled' && s.value !== null) children.push(s.value)
-    for (const s of launched) if (s.status === 'rejected') throw s.reason
-    const service = launched[0].status === 'fulfilled' ? launched[0].value : null
-    const baselines = launched[1].status === 'fulfilled' ? launched[1].value : null
+    const { service, baselines } = await startServers(o, endpoints, runPurge, children, log)
 
     // The service has started (and folded what it could): settle before measuring.
     const settled = await settle(client, { vacuum: o.vacuum, log })
@@ -140,55 +291,9 @@ export async function runBench (o: BenchOptions, log: Logger = defaultLog): Prom
 
     const rss: RssReport = { before_mb: null, after_mb: null, peak_mb: null, samples_mb: [] }
     if (service !== null) rss.before_mb = readRss(service.pid)?.rssMb ?? null
-
-    const results: EndpointResult[] = []
-    for (const e of endpoints) {
-      const server = e.server === 'service' ? service : baselines
-      if (e.skip !== undefined || server === null) {
-        log(`[bench] ${e.name}: skipped (${e.skip ?? 'no server'})`)
-        results.push({ name: e.name, server: e.server, target: e.target, stats: null, skipped: e.skip ?? 'no server' })
-        continue
-      }
-      const load = { url: server.url, connections: o.connections, next: e.next }
-      if (o.warmup > 0) await runLoad({ ...load, duration: o.warmup })
-      const s = await runLoad({ ...load, duration: o.duration })
-      const rssAfter = service === null ? null : readRss(service.pid)?.rssMb ?? null
-      if (e.server === 'service' && rssAfter !== null) rss.samples_mb.push(rssAfter)
-      results.push({ name: e.name, server: e.server, target: e.target, stats: s, rssMbAfter: rssAfter })
-      log(`[bench] ${e.name.padEnd(22)} ${s.reqPerSec.toFixed(0).padStart(7)} req/s  p50 ${s.p50Ms.toFixed(2)} ms  p99 ${s.p99Ms.toFixed(2)} ms  non-2xx ${s.non2xx}  errors ${s.errors}`)
-    }
-
-    let ilike: IlikeResult | null = null
-    const rare = params.rareKeywords.find((k) => k.matches > 0) ?? params.rareKeywords[0]
-    if (runIlike && rare !== undefined && stats.rows > 0) {
-      log('[bench] rare keyword: unindexed ILIKE vs the trigram index, median of 3 each…')
-      const endpointP50 = results.find((r) => r.name === 'admin_search_rare')?.stats?.p50Ms ?? null
-      ilike = await measureIlike(client, rare.keyword, { endpointP50Ms: endpointP50 })
-      log(`[bench] ILIKE unindexed ${ilike.unindexed_ms} ms, indexed ${ilike.indexed_ms} ms: ${ilike.speedup}x`)
-    }
-
-    let purge: PurgeResult | null = null
-    if (runPurge && service !== null) {
-      const readers = buildEndpoints(params).find((e) => e.name === 'self_list') as EndpointSpec
-      if (readers.skip !== undefined || stats.rows === 0) {
-        log(`[bench] purge: skipped (${readers.skip ?? 'empty table'})`)
-      } else {
-        const selfList = results.find((r) => r.name === 'self_list')?.stats
-        const rate = o.purgeReadersRate ?? (selfList !== undefined && selfList !== null ? Math.max(1, Math.round(selfList.reqPerSec / 2)) : undefined)
-        log(`[bench] purge: deleting the oldest 30 % through DELETE /api/log/ while self_list readers run (${rate === undefined ? 'unpaced' : `${rate} req/s`})…`)
-        purge = await runPurgePhase({
-          client,
-          serviceUrl: service.url,
-          adminHeaders: userHeaders(params.admin),
-          rows: stats.rows,
-          readers: readers.next,
-          connections: o.connections,
-          readersRate: rate,
-          beforeSeconds: Math.max(0.5, Math.min(o.duration, 5))
-        })
-        log(`[bench] purge: HTTP ${purge.status}, ${purge.deleted_rows.toLocaleString('en-US')} rows in ${purge.seconds} s (${purge.rows_per_sec.toLocaleString('en-US')} rows/s); readers p99 ${purge.readers_before.p99Ms} -> ${purge.readers_during.p99Ms} ms`)
-      }
-    }
+    const results = await measureEndpoints(o, endpoints, { service, baselines }, rss, log)
+    const ilike = runIlike ? await compareIlike(client, params, db.stats.rows, results, log) : null
+    const purge = runPurge && service !== null ? await purgeUnderReaders(client, o, params, db.stats.rows, results, service, log) : null
 
     if (service !== null) {
       const end = readRss(service.pid)
@@ -204,56 +309,13 @@ export async function runBench (o: BenchOptions, log: Logger = defaultLog): Prom
       ...purgeChecks(purge),
       ...(service !== null ? [rssCheck(rss)] : [])
     ]
-    const verdicts = [...rows.map((r) => r.pass), ...checks.map((c) => c.pass)]
-    const pass = !verdicts.includes(false)
-    const notes: string[] = []
-    if (stats.rows < TARGET_ROWS) notes.push(`The targets are set for ${TARGET_ROWS.toLocaleString('en-US')} rows; this table has ${stats.rows.toLocaleString('en-US')}.`)
-    const deepest = Math.max(0, ...params.deepCursors.map((c) => c.depth))
-    if (params.deepCursors.length > 0 && deepest < DEEP_CURSOR_ROWS) {
-      notes.push(`self_list_cursor_deep read ${deepest.toLocaleString('en-US')} rows deep, not ${DEEP_CURSOR_ROWS.toLocaleString('en-US')}: the heaviest user has ${(params.users.heavy[0]?.rows ?? 0).toLocaleString('en-US')} rows.`)
-    }
-    if (settled.autovacuum !== 'on') notes.push('autovacuum is off on this server: dead rows of earlier runs and purges stay until a VACUUM.')
-
-    const report = {
-      date: new Date(started).toISOString(),
-      wall_seconds: Math.round((Date.now() - started) / 100) / 10,
-      options: {
-        database_url: redactUrl(o.databaseUrl),
-        duration: o.duration,
-        connections: o.connections,
-        warmup: o.warmup,
-        only: o.only,
-        skip_purge: o.skipPurge,
-        rows: o.rows,
-        purge_readers_rate: o.purgeReadersRate,
-        vacuum: o.vacuum
-      },
-      settle: settled,
-      // 1-minute load average: other work on the machine makes every number noisy.
-      machine: { ...machine, loadavg_start: round2(loadBefore), loadavg_end: round2(os.loadavg()[0] ?? 0) },
-      database: { rows: stats.rows, min_created_at: stats.minCreatedAt, max_created_at: stats.maxCreatedAt, logs_total_size_mb: logsSizeMb },
-      service: { env: SERVICE_ENV, warnings: warnings.length, warning_samples: warnings.slice(0, 20) },
-      baselines: { naive_sql: NAIVE_SQL, static: 'the newest 20 rows as a self-list page, loaded once, with a response schema' },
-      params: describeParams(params),
-      endpoints: Object.fromEntries(results.map((r, i) => {
-        const row = rows[i]!
-        return [r.name, statsJson(r, row.naiveRatio, row.pass, row.failures, row.target)]
-      })),
-      ilike,
-      purge,
-      rss,
-      checks,
-      pass,
-      notes
-    }
-
+    const pass = ![...rows.map((r) => r.pass), ...checks.map((c) => c.pass)].includes(false)
+    const notes = runNotes(db.stats.rows, params, settled)
+    const facts: RunFacts = { o, started, loadBefore, db, settled, params, results, rows, ilike, purge, rss, checks, pass, notes, warnings }
+    const report = buildReport(facts)
     mkdirSync(path.dirname(o.out), { recursive: true })
     writeFileSync(o.out, JSON.stringify(report, null, 2) + '\n')
-
-    const header = `${stats.rows.toLocaleString('en-US')} rows, ${o.connections} connections, ${o.duration} s per endpoint (+${o.warmup} s warm-up); ${machine.cpus} x ${machine.cpu_model}, node ${machine.node}; load average ${round2(loadBefore)} at the start`
-    const warningText = warnings.length === 0 ? '' : `\n\nservice logged ${warnings.length} warnings/errors, e.g.:\n` + [...new Set(warnings.map((w) => `  ${w.msg}${w.err === undefined ? '' : `: ${w.err}`}`))].slice(0, 5).join('\n')
-    const table = `${header}\n\n${formatTable(rows, checks)}${notes.length === 0 ? '' : `\n\n${notes.join('\n')}`}${warningText}\n\nJSON: ${o.out}`
-    return { report, table, results, pass }
+    return { report, table: formatOutcome(facts), results, pass }
   } finally {
     await Promise.all(children.map((c) => c.stop()))
     await client.end()

@@ -1,10 +1,9 @@
 // The service and the baselines each run as a child process of their own, so the service gets one
 // process to itself (as in production) and the load generator's CPU is not counted against it.
-import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { freePort, startNodeChild } from '../src/lib/child-process.js'
 
 export const REPO_ROOT = path.resolve(import.meta.dirname, '..')
 
@@ -18,66 +17,23 @@ export interface ChildServer {
   stop: () => Promise<void>
 }
 
-export async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address()
-      srv.close(() => { resolve(typeof address === 'object' && address !== null ? address.port : 0) })
-    })
-  })
-}
-
-const OUTPUT_LIMIT = 256 * 1024
-
-async function exited (child: ChildProcess, ms: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return true
-  const done = new Promise<true>((resolve) => child.once('exit', () => resolve(true)))
-  // Unref'd: a pending timeout must not keep the harness alive once the child is gone.
-  return await Promise.race([done, sleep(ms, false, { ref: false })])
-}
-
 /** Spawns `node --import tsx <script>` and waits until GET readyPath answers 200. */
 async function startChild (name: string, script: string, env: NodeJS.ProcessEnv, readyPath: string, timeoutMs: number): Promise<ChildServer> {
   const port = await freePort()
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
-    cwd: REPO_ROOT,
-    // No coverage of these children when tap runs the bench's tests: tsx builds src differently
-    // from tap's loader (ts-node), and two builds of one file in the coverage data make its
-    // report collapse, depending on which one is merged first.
-    env: { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: '0', ...env, PORT: String(port) },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let output = ''
-  const collect = (chunk: Buffer) => {
-    output += chunk.toString()
-    if (output.length > OUTPUT_LIMIT) output = output.slice(-OUTPUT_LIMIT)
-  }
-  child.stdout?.on('data', collect)
-  child.stderr?.on('data', collect)
-
+  const child = startNodeChild(script, { cwd: REPO_ROOT, env: { ...process.env, ...env, PORT: String(port) } })
   const url = `http://127.0.0.1:${port}`
   const server: ChildServer = {
     name,
-    pid: child.pid ?? 0,
+    pid: child.pid,
     url,
-    output: () => output,
-    stop: async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return
-      child.kill('SIGTERM')
-      // The service closes with grace (up to 10 s) on SIGTERM.
-      if (!(await exited(child, 15_000))) {
-        child.kill('SIGKILL')
-        await exited(child, 5_000)
-      }
-    }
+    output: child.output,
+    stop: async () => { await child.stop() }
   }
 
   const deadline = Date.now() + timeoutMs
   for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`${name} exited during start-up (code ${child.exitCode ?? child.signalCode}):\n${output.slice(-4000)}`)
+    if (child.status() !== null) {
+      throw new Error(`${name} exited during start-up (code ${child.status()}):\n${child.output().slice(-4000)}`)
     }
     try {
       const res = await fetch(url + readyPath)
@@ -88,7 +44,7 @@ async function startChild (name: string, script: string, env: NodeJS.ProcessEnv,
     }
     if (Date.now() > deadline) {
       await server.stop()
-      throw new Error(`${name} did not answer ${readyPath} within ${timeoutMs / 1000} s:\n${output.slice(-4000)}`)
+      throw new Error(`${name} did not answer ${readyPath} within ${timeoutMs / 1000} s:\n${child.output().slice(-4000)}`)
     }
     await sleep(100)
   }

@@ -1,9 +1,7 @@
 import type { Server } from 'node:http'
 import Fastify, { type FastifyHttpOptions, type FastifyServerOptions, type FastifyRequest } from 'fastify'
 import rateLimit from '@fastify/rate-limit'
-import swagger from '@fastify/swagger'
-import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { sql } from 'kysely'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { parseTrustProxy, type Config } from './config.js'
 import { setErrorHandlers } from './error-handler.js'
 import { BadParameterError, RateLimitedError } from './errors.js'
@@ -11,11 +9,12 @@ import { INVALID_PARAM, parseQueryString, type ParsedQuery } from './lib/queryst
 import { validatorCompiler } from './lib/validator.js'
 import authPlugin from './plugins/auth.js'
 import dbPlugin from './plugins/db.js'
-import rollupPlugin from './plugins/rollup.js'
+import maintenancePlugin from './plugins/maintenance.js'
+import openapiPlugin from './plugins/openapi.js'
+import healthRoutes from './routes/health.js'
 import logRoutes from './routes/log/index.js'
-import { Envelope, errorResponses, ErrorResponseSchema } from './schemas/common.js'
+import { ErrorResponseSchema } from './schemas/common.js'
 import { AdminItemSchema, UserItemSchema } from './schemas/log.js'
-import { ok } from './routes/log/params.js'
 
 export type AppConfig = Config & { DATABASE_URL: string }
 
@@ -77,32 +76,7 @@ export async function buildApp (config: AppConfig, overrides: FastifyHttpOptions
     if (invalid !== undefined) throw new BadParameterError(`query parameter ${invalid.name} ${invalid.reason}`)
   })
 
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.0.3',
-      info: {
-        title: 'LLM gateway log service',
-        description: 'The /api/log routes of an LLM API gateway (new-api compatible). Every response is the envelope {success, message, data?}.',
-        version: '1.0.0'
-      },
-      tags: [
-        { name: 'admin', description: 'role admin (10) or root (100)' },
-        { name: 'user', description: 'any enabled user, own rows only' },
-        { name: 'token', description: 'public, by API key, CORS' },
-        { name: 'ops', description: 'operations' }
-      ],
-      components: {
-        securitySchemes: {
-          accessToken: { type: 'http', scheme: 'bearer', description: "the user's access token (users.access_token); a bare token also works" },
-          newApiUser: { type: 'apiKey', in: 'header', name: 'New-Api-User', description: 'the id of the user the access token belongs to' },
-          apiKeyHeader: { type: 'http', scheme: 'bearer', description: 'an API key (sk-…); preferred over the query parameter' },
-          apiKeyQuery: { type: 'apiKey', in: 'query', name: 'key', description: 'an API key (sk-…)' }
-        }
-      }
-    },
-    // Name shared components after their $id, so generated clients get ErrorResponse, UserLogItem…
-    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) }
-  })
+  await app.register(openapiPlugin)
 
   await app.register(rateLimit, {
     global: false,
@@ -117,24 +91,9 @@ export async function buildApp (config: AppConfig, overrides: FastifyHttpOptions
     preparedStatements: config.DB_PREPARED_STATEMENTS
   })
   await app.register(authPlugin, { cacheTtlMs: config.AUTH_CACHE_TTL_MS })
-  await app.register(rollupPlugin, { intervalMs: config.STAT_FOLD_INTERVAL_MS })
+  await app.register(maintenancePlugin, { foldIntervalMs: config.STAT_FOLD_INTERVAL_MS })
 
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
-
-  app.get('/healthz', {
-    schema: {
-      operationId: 'healthz',
-      summary: 'Answers 200 while the service is up and its database answers',
-      tags: ['ops'],
-      response: { 200: Envelope(Type.Object({ status: Type.Literal('ok') })), ...errorResponses(500, 503) }
-    },
-    config: { failureMessage: 'database unavailable' },
-    logLevel: 'warn'
-  }, async () => {
-    await sql`select 1`.execute(app.db)
-    return ok({ status: 'ok' as const })
-  })
-
+  await app.register(healthRoutes)
   await app.register(logRoutes, {
     prefix: '/api/log',
     purgeBatchSize: config.PURGE_BATCH_SIZE,

@@ -2,8 +2,8 @@ import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { ensureRootUser } from './bootstrap.js'
 import { loadConfig, type Config } from './config.js'
-import { startEmbeddedPostgres, type EmbeddedServer } from './db/embedded.js'
 import { migrateToLatest } from './db/migrate.js'
+import { resolveDatabase } from './db/resolve.js'
 import { createDb, createPool } from './db/pool.js'
 
 function readConfig (): Config {
@@ -17,13 +17,8 @@ function readConfig (): Config {
 
 const config = readConfig()
 
-let embedded: EmbeddedServer | undefined
-let databaseUrl = config.DATABASE_URL
-if (databaseUrl === undefined) {
-  process.stdout.write(`DATABASE_URL not set: starting embedded PostgreSQL (data in ${config.EMBEDDED_PG_DIR}, port ${config.EMBEDDED_PG_PORT})\n`)
-  embedded = await startEmbeddedPostgres({ dataDir: config.EMBEDDED_PG_DIR, port: config.EMBEDDED_PG_PORT, database: 'logs' })
-  databaseUrl = embedded.url
-}
+const database = await resolveDatabase(config, { announce: (line) => process.stdout.write(`${line}\n`) })
+const databaseUrl = database.url
 
 // Migrations and the first-start root user run on their own short-lived connection, before the
 // app's pool exists.
@@ -52,7 +47,7 @@ closeWithGrace({ delay: 10_000 }, async ({ err, signal }) => {
   if (err !== undefined) app.log.error({ err }, 'shutting down after an error')
   else app.log.info({ signal }, 'shutting down')
   await app.close()
-  await embedded?.stop()
+  await database.stop()
 })
 
 await app.listen({ host: config.HOST, port: config.PORT })

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process'
 import { mkdtempSync, chmodSync, rmSync, existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -7,41 +6,16 @@ import { Kysely, PostgresDialect } from 'kysely'
 import { ensureRootUser } from '../src/bootstrap.js'
 import { createPool } from '../src/db/pool.js'
 import type { Database } from '../src/db/types.js'
-import { createTestDatabase, NO_CHILD_COVERAGE } from './helpers/app.js'
+import { freePort, startNodeChild, type NodeChild } from '../src/lib/child-process.js'
+import { createTestDatabase } from './helpers/app.js'
 
 const serverEntry = path.join(import.meta.dirname, '..', 'src', 'server.ts')
 
-interface Started {
-  output: () => string
-  exited: Promise<number | null>
-  stop: () => Promise<number | null>
-}
-
-/** `npm start`'s command, with the given environment, until a line matching `ready` appears. */
-async function startServer (env: Record<string, string>, ready: RegExp): Promise<Started> {
-  const child = spawn(process.execPath, ['--import', 'tsx', serverEntry], {
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', [NO_CHILD_COVERAGE[0]]: NO_CHILD_COVERAGE[1], ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let out = ''
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
-  await new Promise<void>((resolve) => {
-    const onData = (chunk: Buffer) => {
-      out += chunk.toString()
-      if (ready.test(out)) resolve()
-    }
-    child.stdout.on('data', onData)
-    child.stderr.on('data', onData)
-    exited.then(() => resolve(), () => resolve())
-  })
-  return {
-    output: () => out,
-    exited,
-    stop: async () => {
-      if (child.exitCode === null) child.kill('SIGTERM')
-      return await exited
-    }
-  }
+/** `npm start`'s command, with only the given environment, until a line matching `ready` appears. */
+async function startServer (env: Record<string, string>, ready: RegExp): Promise<NodeChild> {
+  const server = startNodeChild(serverEntry, { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env } })
+  await server.waitForOutput(ready)
+  return server
 }
 
 t.test('a bad configuration value stops the service with a message naming it', async (t) => {
@@ -80,7 +54,7 @@ t.test('without DATABASE_URL: an embedded PostgreSQL keeps its data in a local f
   const env = {
     PORT: '0',
     EMBEDDED_PG_DIR: path.join(dir, 'pg'),
-    EMBEDDED_PG_PORT: String(20_000 + Math.floor(Math.random() * 20_000)),
+    EMBEDDED_PG_PORT: String(await freePort()),
     ROOT_ACCESS_TOKEN: 'embedded-test-root-token-0001'
   }
   const first = await startServer(env, /Server listening at|Error/)

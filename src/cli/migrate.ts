@@ -1,14 +1,12 @@
+import { loadConfig } from '../config.js'
 import { createDb, createPool } from '../db/pool.js'
 import { migrateToLatest } from '../db/migrate.js'
+import { resolveDatabase } from '../db/resolve.js'
 
-// npm run migrate: applies pending migrations to DATABASE_URL.
-const url = process.env.DATABASE_URL
-if (url === undefined || url === '') {
-  process.stderr.write('DATABASE_URL is required (npm start migrates the embedded database by itself)\n')
-  process.exit(1)
-}
-
-const db = createDb(createPool({ connectionString: url, max: 1, statementTimeoutMs: 0 }))
+// npm run migrate: applies pending migrations to DATABASE_URL, or to the embedded database npm
+// start uses.
+const database = await resolveDatabase(loadConfig(), { announce: (line) => process.stdout.write(`${line}\n`) })
+const db = createDb(createPool({ connectionString: database.url, max: 1, statementTimeoutMs: 0 }))
 try {
   const results = await migrateToLatest(db)
   for (const r of results) process.stdout.write(`${r.status === 'Success' ? 'applied' : r.status}: ${r.migrationName}\n`)
@@ -18,4 +16,5 @@ try {
   process.exitCode = 1
 } finally {
   await db.destroy()
+  await database.stop()
 }

@@ -1,4 +1,4 @@
-import { parseArgs } from 'node:util'
+import { parseArgs, type ParseArgsConfig } from 'node:util'
 import cliProgress from 'cli-progress'
 import { loadConfig } from '../config.js'
 import { startEmbeddedPostgres, type EmbeddedServer } from '../db/embedded.js'
@@ -38,29 +38,23 @@ function integer (name: string, value: string | undefined): number | undefined {
   return Number(value)
 }
 
-function parseOptions (): Partial<SeedOptions> & { rows: number, databaseUrl?: string } {
+const VALUE_FLAGS = ['rows', 'days', 'end', 'users', 'tokens-per-user', 'models', 'channels', 'groups', 'skew', 'seed', 'database-url'] as const
+const text = { type: 'string' } as const
+const flag = { type: 'boolean', default: false } as const
+const ARGS = {
+  ...Object.fromEntries(VALUE_FLAGS.map((name) => [name, text])) as Record<typeof VALUE_FLAGS[number], typeof text>,
+  'drop-indexes': flag,
+  append: flag,
+  help: { ...flag, short: 'h' }
+} as const satisfies ParseArgsConfig['options']
+const PARSE = { options: ARGS, strict: true, allowPositionals: false } as const
+
+type CliOptions = Partial<SeedOptions> & { rows: number, databaseUrl?: string }
+
+function parseOptions (): CliOptions {
   let values
   try {
-    ({ values } = parseArgs({
-      options: {
-        rows: { type: 'string' },
-        days: { type: 'string' },
-        end: { type: 'string' },
-        users: { type: 'string' },
-        'tokens-per-user': { type: 'string' },
-        models: { type: 'string' },
-        channels: { type: 'string' },
-        groups: { type: 'string' },
-        skew: { type: 'string' },
-        seed: { type: 'string' },
-        'drop-indexes': { type: 'boolean', default: false },
-        append: { type: 'boolean', default: false },
-        'database-url': { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false }
-      },
-      strict: true,
-      allowPositionals: false
-    }))
+    ({ values } = parseArgs(PARSE))
   } catch (err) {
     fail(err instanceof Error ? err.message : String(err))
   }
@@ -68,12 +62,23 @@ function parseOptions (): Partial<SeedOptions> & { rows: number, databaseUrl?: s
     process.stdout.write(USAGE)
     process.exit(0)
   }
+  const opts = toSeedOptions(values)
+  try {
+    resolveSeedOptions(opts)
+  } catch (err) {
+    fail(err instanceof Error ? err.message : String(err))
+  }
+  return opts
+}
+
+/** The flags as seed options: only those given, so the defaults stay seedDatabase's. */
+function toSeedOptions (values: ReturnType<typeof parseArgs<typeof PARSE>>['values']): CliOptions {
   const rows = integer('rows', values.rows)
   if (rows === undefined) fail('--rows is required')
   const skew = values.skew === undefined ? undefined : Number(values.skew)
   if (skew !== undefined && Number.isNaN(skew)) fail(`--skew must be a number, got '${values.skew}'`)
 
-  const opts: Partial<SeedOptions> & { rows: number, databaseUrl?: string } = {
+  const opts: CliOptions = {
     rows,
     dropIndexes: values['drop-indexes'],
     append: values.append
@@ -93,11 +98,6 @@ function parseOptions (): Partial<SeedOptions> & { rows: number, databaseUrl?: s
     if (value !== undefined) Object.assign(opts, { [key]: value })
   }
   if (values['database-url'] !== undefined) opts.databaseUrl = values['database-url']
-  try {
-    resolveSeedOptions(opts)
-  } catch (err) {
-    fail(err instanceof Error ? err.message : String(err))
-  }
   return opts
 }
 
@@ -175,6 +175,17 @@ function consoleReporter (out: NodeJS.WriteStream, pending: Map<string, IndexDef
   }
 }
 
+/** What an interrupted run leaves: nothing before the commit, maybe missing indexes after it. */
+function interruptNotice (phase: SeedPhase | undefined, pending: Map<string, IndexDefinition>): string {
+  if (phase !== 'indexes' && phase !== 'analyze') return '\n[seed] interrupted: the load is rolled back\n'
+  let text = '\n[seed] interrupted after the rows were committed\n'
+  if (pending.size > 0) {
+    text += 'these indexes may be missing now; create them with:\n'
+    for (const index of pending.values()) text += `  ${index.definition};\n`
+  }
+  return text
+}
+
 function printSummary (s: SeedSummary, jobs: number): void {
   const lines = [
     `seeded ${fmt(s.rows)} log rows (ids ${s.firstId}..${s.lastId}, ${isoMinute(s.start)} .. ${isoMinute(s.end)} UTC) in ${secs(s.seconds)}`,
@@ -209,16 +220,7 @@ const db = createDb(pool)
 
 process.once('SIGINT', () => {
   reporter.stop()
-  const phase = reporter.current()
-  if (phase === 'indexes' || phase === 'analyze') {
-    process.stderr.write('\n[seed] interrupted after the rows were committed\n')
-    if (pending.size > 0) {
-      process.stderr.write('these indexes may be missing now; create them with:\n')
-      for (const index of pending.values()) process.stderr.write(`  ${index.definition};\n`)
-    }
-  } else {
-    process.stderr.write('\n[seed] interrupted: the load is rolled back\n')
-  }
+  process.stderr.write(interruptNotice(reporter.current(), pending))
   const stopped = embedded?.stop() ?? Promise.resolve()
   stopped.finally(() => process.exit(130)).catch(() => {})
 })

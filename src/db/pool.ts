@@ -1,5 +1,6 @@
 import pg from 'pg'
-import { Kysely, PostgresDialect } from 'kysely'
+import { Kysely } from 'kysely'
+import { PlannedPostgresDialect } from './driver.js'
 import type { Database } from './types.js'
 
 export interface PoolOptions {
@@ -34,43 +35,11 @@ export function createPool (opts: PoolOptions): pg.Pool {
 }
 
 /**
- * Statements whose best plan depends on the values: a search pattern (a rare keyword wants the
- * trigram index, a common one a walk of the newest rows) and the optional list filters (type 3
- * over a day wants (type, created_at); a prepared statement's generic plan, chosen after five runs
- * from estimates alone, walked (created_at, id) instead: 300 ms instead of 0.3 ms at 10M rows).
- * They stay unnamed, so they are planned for their actual parameters every time.
- */
-const VALUE_DEPENDENT_PLAN = / ilike |"logs"\."(type|model_name|token_name|group|request_id|username|channel_id)" = /
-
-/**
- * Kysely over the pool. With `prepared`, every statement runs as a named prepared statement, so
- * each connection parses and analyses a query text once and then only binds and executes it
- * (research/perf-limits.md §9: +15 % requests/s for the same SELECT; here the list query's 1 ms
- * of planning is the larger saving). The service's SQL is all parameterised, so the number of
- * distinct texts is small and fixed by the code.
+ * Kysely over the pool. With `prepared`, a statement marked `prepared(label)` (db/plan.ts) runs as a
+ * named prepared statement, so each connection parses and plans it once and then only binds and
+ * executes it (research/perf-limits.md §9: +15 % requests/s for the same SELECT; the list query's
+ * 1 ms of planning is the larger saving). Without it, or unmarked, a statement is planned per call.
  */
 export function createDb (pool: pg.Pool, opts: { prepared?: boolean } = {}): Kysely<Database> {
-  if (opts.prepared !== true) return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
-  const names = new Map<string, string | undefined>()
-  const nameOf = (text: string) => {
-    if (names.has(text)) return names.get(text)
-    // Sums over the rollups read small tables by key whatever the values: those keep their plan.
-    const name = VALUE_DEPENDENT_PLAN.test(text) && !text.includes('"logs_stat_') ? undefined : `k${names.size}`
-    names.set(text, name)
-    return name
-  }
-  return new Kysely<Database>({
-    dialect: new PostgresDialect({
-      pool: {
-        connect: async () => {
-          const client = await pool.connect()
-          return {
-            query: (text: string, values: readonly unknown[]) => client.query({ name: nameOf(text), text, values: [...values] }),
-            release: (err?: Error | boolean) => { client.release(err) }
-          } as never
-        },
-        end: async () => { await pool.end() }
-      }
-    })
-  })
+  return new Kysely<Database>({ dialect: new PlannedPostgresDialect(pool, { prepare: opts.prepared === true }) })
 }

@@ -1,7 +1,9 @@
 import type { Generated } from 'kysely'
+import type { RollupTables, StatSums } from '../queries/rollups/model.js'
 
 // int8 columns (ids, created_at, quota) and count(*) arrive as JS numbers: the pool installs an
-// INT8 type parser (see db/pool.ts), so the types say number, not string.
+// INT8 type parser (see db/pool.ts), so the types say number, not string. The rollup tables'
+// types are derived from the rollup model (queries/rollups/model.ts).
 
 export interface UsersTable {
   id: Generated<number>
@@ -49,23 +51,10 @@ export interface LogsTable {
   other: Generated<string>
 }
 
-/** Sums of rows by type; kept exact by triggers on logs. */
-export interface StatSums {
-  type: number
-  n: number
-  quota: number
-  prompt_tokens: number
-  completion_tokens: number
-}
-
-export interface Database {
+export interface Database extends RollupTables {
   users: UsersTable
   tokens: TokensTable
   channels: ChannelsTable
   logs: LogsTable
-  logs_stat_hourly: StatSums & { hour: number }
-  logs_stat_minutely: StatSums & { minute: number }
-  logs_stat_daily_user: StatSums & { user_id: number, day: number }
-  logs_stat_hourly_user: StatSums & { user_id: number, hour: number }
   logs_stat_delta: StatSums & { user_id: number, minute: number }
 }

@@ -5,7 +5,6 @@ import { findTokenByKey, findUserByAccessToken, type ApiKeyOwner, type AuthUser 
 import { UserStatus } from '../domain.js'
 import { BadParameterError, ForbiddenError, TokenInvalidError, UnauthorizedError } from '../errors.js'
 
-
 export interface AuthPluginOptions {
   /** How long a user or key lookup is trusted; the contract allows a few seconds. 0 disables the cache. */
   cacheTtlMs: number

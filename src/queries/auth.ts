@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely'
+import { prepared } from '../db/plan.js'
 import type { Database } from '../db/types.js'
 import { TokenStatus, UserStatus } from '../domain.js'
 
@@ -19,6 +20,7 @@ export async function findUserByAccessToken (db: Kysely<Database>, accessToken: 
   return await db.selectFrom('users')
     .select(['id', 'username', 'role', 'status'])
     .where('access_token', '=', accessToken)
+    .withPlugin(prepared('auth-user'))
     .executeTakeFirst()
 }
 
@@ -34,5 +36,6 @@ export async function findTokenByKey (db: Kysely<Database>, key: string): Promis
     .where('tokens.deleted_at', 'is', null)
     .where('tokens.status', '<>', TokenStatus.disabled)
     .where('users.status', '=', UserStatus.enabled)
+    .withPlugin(prepared('auth-key'))
     .executeTakeFirst()
 }

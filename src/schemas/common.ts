@@ -34,6 +34,9 @@ export function errorResponses (...statuses: number[]) {
   return out
 }
 
+/** The success envelope's value around a route's data (the response schema is Envelope). */
+export const ok = <T>(data: T) => ({ success: true as const, message: '', data })
+
 /** The success envelope around a route's data. */
 export function Envelope<T extends TSchema> (data: T) {
   return Type.Object({

@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
+import { DEFAULT_STAT_TYPE, describeLogTypes, LOG_TYPE_MAX, LOG_TYPE_MIN } from '../domain.js'
 import { ref } from './common.js'
 
 // Wire shapes of a log row. fast-json-stringify writes only the properties listed here, so these
@@ -8,7 +9,7 @@ const userItemProps = {
   id: Type.Integer(),
   user_id: Type.Integer(),
   created_at: Type.Integer({ description: 'unix seconds' }),
-  type: Type.Integer({ description: '1 top-up, 2 consume, 3 manage, 4 error, 5 system (0..7 stored)' }),
+  type: Type.Integer({ description: `${describeLogTypes()} (${LOG_TYPE_MIN}..${LOG_TYPE_MAX} stored)` }),
   content: Type.String(),
   token_name: Type.String(),
   model_name: Type.String(),
@@ -43,7 +44,10 @@ export const AdminItemListSchema = Type.Array(ref(AdminItemSchema))
 
 const MAX_TIMESTAMP = Number.MAX_SAFE_INTEGER
 
-export const TypeFilterSchema = Type.Integer({ minimum: 0, maximum: 7, description: 'log type, 0 = all types' })
+export const TypeFilterSchema = Type.Integer({ minimum: LOG_TYPE_MIN, maximum: LOG_TYPE_MAX, description: 'log type, 0 = all types' })
+
+/** The stat routes' type: consumption unless asked otherwise. */
+export const StatTypeFilterSchema = { ...TypeFilterSchema, default: DEFAULT_STAT_TYPE, description: `log type, default ${DEFAULT_STAT_TYPE} (consume), 0 = all types` }
 export const TimestampSchema = Type.Integer({ minimum: 0, maximum: MAX_TIMESTAMP, description: 'unix seconds, inclusive' })
 const NameSchema = (description: string) => Type.String({ maxLength: 255, description: `${description}; exact match, empty = no filter` })
 

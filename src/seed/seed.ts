@@ -2,7 +2,7 @@ import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type pg from 'pg'
 import { from as copyFrom } from 'pg-copy-streams'
-import { ROLLUP_WRITE_LOCK_NAME, rollupUpsertsText } from '../queries/rollup.js'
+import { ROLLUP_WRITE_LOCK_NAME, rollupUpsertsText } from '../queries/rollups/fold.js'
 import { insertDimensions, loadDimensions, type Dimensions } from './dimensions.js'
 import { captureIndexes, dropIndexes, rebuildIndexes, type IndexDefinition } from './indexes.js'
 import { createLogChunks, LOG_COPY_COLUMNS, type LogRowOptions } from './log-rows.js'
@@ -106,95 +106,18 @@ export async function seedDatabase (pool: pg.Pool, input: Partial<SeedOptions> &
   const start = end - opts.days * 86_400
   const started = performance.now()
 
-  let dropped: IndexDefinition[] = []
-  let firstId = 1
-  let copyStarted = started
-  const client = await pool.connect()
-  try {
-    await client.query('begin')
-    await client.query('set local statement_timeout = 0')
-    let dims: Dimensions
-    if (opts.append) {
-      // Writers wait for the load (readers do not), so the reserved id range stays ours.
-      await client.query('lock table logs in exclusive mode')
-      firstId = await nextLogId(client)
-      dims = await loadDimensions(client)
-      if (dims.users.length === 0) throw new Error('--append needs users, tokens and channels: seed once without --append first')
-    } else {
-      reporter.phase?.('dimensions', `${opts.users} users, ${opts.users * opts.tokensPerUser} tokens, ${opts.channels} channels`)
-      await client.query('truncate logs, tokens, users, channels restart identity')
-      await insertDimensions(client, opts)
-      dims = await loadDimensions(client)
-    }
-
-    if (opts.dropIndexes) {
-      dropped = await captureIndexes(client, 'logs')
-      reporter.phase?.('drop-indexes', dropped.map((i) => i.name).join(', '))
-      await dropIndexes(client, dropped)
-      reporter.indexesDropped?.(dropped)
-    }
-
-    // The stat triggers would keep every copied row in a transition table until the COPY ends;
-    // the rollups get the load's sums in one aggregate below instead (names from the
-    // stat-rollup migration).
-    await client.query('alter table logs disable trigger logs_stat_insert')
-
-    reporter.phase?.('copy', `${opts.rows} rows`)
-    copyStarted = performance.now()
-    // FREEZE after TRUNCATE in the same transaction: rows are written frozen and all-visible, so
-    // the index builds, ANALYZE and the first queries do not rewrite every page to set hint bits.
-    await copyLogs(client, dims, {
-      rows: opts.rows, firstId, start, end, models: opts.models, skew: opts.skew, seed: opts.seed
-    }, !opts.append, opts.chunkBytes, reporter)
-    await client.query('select setval(pg_get_serial_sequence(\'logs\', \'id\'), $1)', [firstId + opts.rows - 1])
-    reporter.phase?.('rollups', 'stat sums of the new rows')
-    // Straight into the rollups, in the load's transaction (a failed seed leaves them as they
-    // were), under the lock every rollup writer takes, should a service be folding meanwhile.
-    await client.query('select pg_advisory_xact_lock(hashtextextended($1, 0))', [ROLLUP_WRITE_LOCK_NAME])
-    await client.query(`
-      with moved as materialized (
-        select user_id, created_at / 60 as minute, type, count(*) as n, sum(quota) as quota,
-          sum(prompt_tokens) as prompt_tokens, sum(completion_tokens) as completion_tokens
-        from logs where id >= $1 group by 1, 2, 3
-      ),
-      ${rollupUpsertsText()}
-      select 1`, [firstId])
-    await client.query('alter table logs enable trigger logs_stat_insert')
-    await client.query('commit')
-  } catch (err) {
-    await client.query('rollback').catch(() => {})
-    throw err
-  } finally {
-    client.release()
-  }
+  const { firstId, dropped, copyStarted } = await loadRows(pool, opts, start, end, reporter)
   const copySeconds = (performance.now() - copyStarted) / 1000
+  const indexSeconds = await rebuildDropped(pool, dropped, opts, reporter)
+  const { analyzeSeconds, sizes } = await analyzeTables(pool, reporter)
 
-  let indexSeconds: number | undefined
-  if (dropped.length > 0) {
-    reporter.phase?.('indexes', `${dropped.length} indexes on ${Math.min(opts.indexJobs, dropped.length)} connections`)
-    const t0 = performance.now()
-    await rebuildIndexes(pool, dropped, { jobs: opts.indexJobs, maintenanceWorkMem: opts.maintenanceWorkMem, onBuilt: reporter.indexBuilt })
-    indexSeconds = (performance.now() - t0) / 1000
-  }
-
-  reporter.phase?.('analyze', 'logs, users, tokens, channels')
-  const t1 = performance.now()
-  const sizes = await withSession(pool, async (c) => {
-    await c.query('analyze logs, users, tokens, channels')
-    const { rows } = await c.query<{ table: number, indexes: number, total: number }>(
-      'select pg_table_size(\'logs\')::float8 as table, pg_indexes_size(\'logs\')::float8 as indexes, pg_total_relation_size(\'logs\')::float8 as total')
-    return rows[0]!
-  })
-  const analyzeSeconds = (performance.now() - t1) / 1000
-
-  const seconds = (performance.now() - started) / 1000
   return {
     rows: opts.rows,
     firstId,
     lastId: firstId + opts.rows - 1,
     start,
     end,
-    seconds,
+    seconds: (performance.now() - started) / 1000,
     copySeconds,
     rowsPerSecond: opts.rows / copySeconds,
     indexSeconds,
@@ -204,6 +127,111 @@ export async function seedDatabase (pool: pg.Pool, input: Partial<SeedOptions> &
     indexBytes: sizes.indexes,
     totalBytes: sizes.total
   }
+}
+
+interface LoadResult {
+  firstId: number
+  /** the indexes dropped for the load, still to be rebuilt */
+  dropped: IndexDefinition[]
+  /** performance.now() when the COPY began */
+  copyStarted: number
+}
+
+/** Dimensions, index drops, the COPY and the rollup sums: one transaction, so a failure leaves nothing behind. */
+async function loadRows (pool: pg.Pool, opts: SeedOptions, start: number, end: number, reporter: SeedReporter): Promise<LoadResult> {
+  const client = await pool.connect()
+  try {
+    await client.query('begin')
+    await client.query('set local statement_timeout = 0')
+    const { firstId, dims } = opts.append ? await appendTarget(client) : await freshDimensions(client, opts, reporter)
+    const dropped = opts.dropIndexes ? await dropSecondaryIndexes(client, reporter) : []
+
+    // The stat triggers would keep every copied row in a transition table until the COPY ends;
+    // the rollups get the load's sums in one aggregate below instead (names from the
+    // stat-rollup migration).
+    await client.query('alter table logs disable trigger logs_stat_insert')
+    reporter.phase?.('copy', `${opts.rows} rows`)
+    const copyStarted = performance.now()
+    // FREEZE after TRUNCATE in the same transaction: rows are written frozen and all-visible, so
+    // the index builds, ANALYZE and the first queries do not rewrite every page to set hint bits.
+    await copyLogs(client, dims, {
+      rows: opts.rows, firstId, start, end, models: opts.models, skew: opts.skew, seed: opts.seed
+    }, !opts.append, opts.chunkBytes, reporter)
+    await client.query('select setval(pg_get_serial_sequence(\'logs\', \'id\'), $1)', [firstId + opts.rows - 1])
+    reporter.phase?.('rollups', 'stat sums of the new rows')
+    await writeRollupSums(client, firstId)
+    await client.query('alter table logs enable trigger logs_stat_insert')
+    await client.query('commit')
+    return { firstId, dropped, copyStarted }
+  } catch (err) {
+    await client.query('rollback').catch(() => {})
+    throw err
+  } finally {
+    client.release()
+  }
+}
+
+async function appendTarget (client: pg.PoolClient): Promise<{ firstId: number, dims: Dimensions }> {
+  // Writers wait for the load (readers do not), so the reserved id range stays ours.
+  await client.query('lock table logs in exclusive mode')
+  const firstId = await nextLogId(client)
+  const dims = await loadDimensions(client)
+  if (dims.users.length === 0) throw new Error('--append needs users, tokens and channels: seed once without --append first')
+  return { firstId, dims }
+}
+
+async function freshDimensions (client: pg.PoolClient, opts: SeedOptions, reporter: SeedReporter): Promise<{ firstId: number, dims: Dimensions }> {
+  reporter.phase?.('dimensions', `${opts.users} users, ${opts.users * opts.tokensPerUser} tokens, ${opts.channels} channels`)
+  await client.query('truncate logs, tokens, users, channels restart identity')
+  await insertDimensions(client, opts)
+  return { firstId: 1, dims: await loadDimensions(client) }
+}
+
+async function dropSecondaryIndexes (client: pg.PoolClient, reporter: SeedReporter): Promise<IndexDefinition[]> {
+  const dropped = await captureIndexes(client, 'logs')
+  reporter.phase?.('drop-indexes', dropped.map((i) => i.name).join(', '))
+  await dropIndexes(client, dropped)
+  reporter.indexesDropped?.(dropped)
+  return dropped
+}
+
+/**
+ * The load's sums straight into the rollups, in the load's transaction (a failed seed leaves them
+ * as they were), under the lock every rollup writer takes, should a service be folding meanwhile.
+ */
+async function writeRollupSums (client: pg.PoolClient, firstId: number): Promise<void> {
+  await client.query('select pg_advisory_xact_lock(hashtextextended($1, 0))', [ROLLUP_WRITE_LOCK_NAME])
+  await client.query(`
+    with moved as materialized (
+      select user_id, created_at / 60 as minute, type, count(*) as n, sum(quota) as quota,
+        sum(prompt_tokens) as prompt_tokens, sum(completion_tokens) as completion_tokens
+      from logs where id >= $1 group by 1, 2, 3
+    ),
+    ${rollupUpsertsText()}
+    select 1`, [firstId])
+}
+
+/** Seconds the rebuild took; undefined when nothing was dropped. */
+async function rebuildDropped (pool: pg.Pool, dropped: IndexDefinition[], opts: SeedOptions, reporter: SeedReporter): Promise<number | undefined> {
+  if (dropped.length === 0) return undefined
+  reporter.phase?.('indexes', `${dropped.length} indexes on ${Math.min(opts.indexJobs, dropped.length)} connections`)
+  const started = performance.now()
+  await rebuildIndexes(pool, dropped, { jobs: opts.indexJobs, maintenanceWorkMem: opts.maintenanceWorkMem, onBuilt: reporter.indexBuilt })
+  return (performance.now() - started) / 1000
+}
+
+interface TableSizes { table: number, indexes: number, total: number }
+
+async function analyzeTables (pool: pg.Pool, reporter: SeedReporter): Promise<{ analyzeSeconds: number, sizes: TableSizes }> {
+  reporter.phase?.('analyze', 'logs, users, tokens, channels')
+  const started = performance.now()
+  const sizes = await withSession(pool, async (c) => {
+    await c.query('analyze logs, users, tokens, channels')
+    const { rows } = await c.query<TableSizes>(
+      'select pg_table_size(\'logs\')::float8 as table, pg_indexes_size(\'logs\')::float8 as indexes, pg_total_relation_size(\'logs\')::float8 as total')
+    return rows[0]!
+  })
+  return { analyzeSeconds: (performance.now() - started) / 1000, sizes }
 }
 
 /** The id after every existing row and every id the sequence handed out. Caller holds a lock that keeps writers out. */

@@ -1,27 +1,15 @@
-import { spawn } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, openSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import { createDb, createPool } from '../../src/db/pool.js'
 import { migrateToLatest } from '../../src/db/migrate.js'
+import { freePort, spawnTsx } from '../../src/lib/child-process.js'
 import { databaseUrl, stateFile, TEMPLATE_DB, type TestDbState } from './state.js'
 
 // tap `before`: find or start PostgreSQL, then migrate a template database once; every test file
 // clones its own database from it (CREATE DATABASE … TEMPLATE, a file copy).
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address()
-      srv.close(() => { resolve(typeof address === 'object' && address !== null ? address.port : 0) })
-    })
-  })
-}
 
 async function startEmbedded (): Promise<TestDbState> {
   const dir = mkdtempSync(path.join(tmpdir(), 'log-service-test-'))
@@ -31,7 +19,7 @@ async function startEmbedded (): Promise<TestDbState> {
   const readyFile = path.join(dir, 'ready')
   const port = await freePort()
   const log = openSync(path.join(dir, 'owner.log'), 'a')
-  const owner = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'embedded-owner.ts'), dataDir, String(port), readyFile], {
+  const owner = spawnTsx(path.join(import.meta.dirname, 'embedded-owner.ts'), [dataDir, String(port), readyFile], {
     detached: true,
     stdio: ['ignore', log, log]
   })
@@ -42,7 +30,7 @@ async function startEmbedded (): Promise<TestDbState> {
     }
     await sleep(100)
   }
-  return { adminUrl: `postgres://postgres:postgres@127.0.0.1:${port}/postgres`, ownerPid: owner.pid, dataDir: dir }
+  return { adminUrl: readFileSync(readyFile, 'utf8'), ownerPid: owner.pid, dataDir: dir }
 }
 
 const state: TestDbState = process.env.TEST_DATABASE_URL

@@ -1,13 +1,17 @@
 import t from 'tap'
 import { sql, type Insertable } from 'kysely'
 import type { LogsTable } from '../../src/db/types.js'
-import {
-  adminPageQuery, BITMAP_PAGE_LIMIT, PROBE_ROWS, countLogs, userPageQuery, EXACT_COUNT_LIMIT, escapeLike, listAdminLogs, pageWithTotal, listUserLogs, searchAdminLogs, searchUserLogs, trigramSearchable, whereLogs, type LogFilter
-} from '../../src/queries/logs.js'
+import { COUNT_LIMITS } from '../../src/queries/logs/count-strategy.js'
+import { whereLogs, type LogFilter } from '../../src/queries/logs/filter.js'
+import { adminPage, listAdminLogs, listUserLogs, userPage } from '../../src/queries/logs/page.js'
+import { escapeLike, searchAdminLogs, searchUserLogs, trigramSearchable } from '../../src/queries/logs/search.js'
+import { countLogs, pageWithTotal } from '../../src/queries/logs/total.js'
 import { buildTestApp, insertLogs } from '../helpers/app.js'
 import { ADMIN_FIELDS, USER_FIELDS } from '../helpers/fields.js'
 
-// The query functions of src/queries/logs.ts, called directly with app.db.
+// The query functions of src/queries/logs/, called directly with app.db.
+
+const { exactCountLimit: EXACT_COUNT_LIMIT, bitmapPageLimit: BITMAP_PAGE_LIMIT, probeRows: PROBE_ROWS } = COUNT_LIMITS
 
 t.test('escapeLike', async (t) => {
   t.equal(escapeLike('plain text'), 'plain text')
@@ -256,7 +260,7 @@ t.test('pageWithTotal: filters on two GIN columns, with no, few and many matches
 
   const newestFirst = (xs: Array<{ created_at: number, id: number }>) => [...xs].sort((x, y) => y.created_at - x.created_at || y.id - x.id)
   const expectPage = async (f: LogFilter, page: { page: number, pageSize: number, after?: { createdAt: number, id: number } }, label: string) => {
-    const { items, total } = await pageWithTotal(app.db, f, page, adminPageQuery)
+    const { items, total } = await pageWithTotal(app.db, f, page, adminPage)
     const all = await listAdminLogs(app.db, f, { page: 1, pageSize: 100_000 })
     const offset = page.after === undefined ? (page.page - 1) * page.pageSize : 0
     const after = page.after
@@ -295,15 +299,15 @@ t.test('pageWithTotal: a small scope is counted by its probe, a dense large one 
   // user 3: more rows than the probe reads, a few matches among the oldest
   await insertLogs(app.db, Array.from({ length: PROBE_ROWS + 500 }, (_, i) => ({ user_id: 3, created_at: T + i, type: 2, model_name: i % 100 === 0 ? 'c' : 'a', channel_id: 1 })))
 
-  const small = await pageWithTotal(app.db, { userId: 2, modelName: 'a', channel: 1 }, { page: 1, pageSize: 20 }, userPageQuery)
+  const small = await pageWithTotal(app.db, { userId: 2, modelName: 'a', channel: 1 }, { page: 1, pageSize: 20 }, userPage)
   t.strictSame(small.total, { total: 2, exact: true }, 'the probe saw all of user 2')
   t.strictSame(small.items.map((r) => r.created_at), [T + 7, T + 5])
 
-  const sparse = await pageWithTotal(app.db, { userId: 3, modelName: 'c', channel: 1 }, { page: 2, pageSize: 10 }, userPageQuery)
+  const sparse = await pageWithTotal(app.db, { userId: 3, modelName: 'c', channel: 1 }, { page: 2, pageSize: 10 }, userPage)
   t.strictSame(sparse.total, { total: 25, exact: true }, 'counted by walking user 3\'s rows')
   t.strictSame(sparse.items.map((r) => r.created_at), Array.from({ length: 10 }, (_, i) => T + 1400 - i * 100))
 
-  const dense = await pageWithTotal(app.db, { userId: 1, modelName: 'a', channel: 1 }, { page: 1, pageSize: 3 }, userPageQuery)
+  const dense = await pageWithTotal(app.db, { userId: 1, modelName: 'a', channel: 1 }, { page: 1, pageSize: 3 }, userPage)
   t.equal(dense.total.exact, false, 'too many to count: an estimate')
   const actual = Math.floor(n * 2 / 3)
   t.ok(Math.abs(dense.total.total - actual) < actual * 0.02, `close to the ${actual} matches (${dense.total.total})`)
@@ -325,36 +329,12 @@ t.test('pageWithTotal: an unfiltered page and its total in one statement', async
     { f: {}, page: { page: 1, pageSize: 5, after: { createdAt: T + 10 * 3600, id: 100 } } }
   ]
   for (const { f, page } of cases) {
-    for (const [label, query, list] of [['user', userPageQuery, listUserLogs], ['admin', adminPageQuery, listAdminLogs]] as const) {
-      const got = await pageWithTotal(app.db, f, page, query as typeof adminPageQuery)
+    for (const [label, shape, list] of [['user', userPage, listUserLogs], ['admin', adminPage, listAdminLogs]] as const) {
+      const got = await pageWithTotal(app.db, f, page, shape as typeof adminPage)
       t.strictSame(got.items, await list(app.db, f, page), `${label} ${JSON.stringify({ f, page })}: the page`)
       t.strictSame(got.total, await countLogs(app.db, f), `${label} ${JSON.stringify({ f, page })}: the total`)
     }
   }
-  const named = await pageWithTotal(app.db, {}, { page: 1, pageSize: 50 }, adminPageQuery)
+  const named = await pageWithTotal(app.db, {}, { page: 1, pageSize: 50 }, adminPage)
   t.equal(named.items.filter((r) => r.channel_name === 'one').length, 22, 'the admin columns come through the join')
-})
-
-t.test('an unfiltered list keeps its generic plan: it is not planned on every request', async (t) => {
-  // One connection, so that pg_prepared_statements shows the statements the lists ran.
-  const app = await buildTestApp(t, { DB_POOL_MAX: 1, STAT_FOLD_INTERVAL_MS: 0 })
-  // Enough rows that a plan for any LIMIT or any bound would be dear: PostgreSQL then keeps
-  // planning per call unless the generic plan is as cheap as a custom one.
-  await app.db.insertInto('logs').columns(['user_id', 'created_at', 'type']).expression((eb) => eb.selectFrom(sql<{ g: number }>`generate_series(1, 40000)`.as('g'))
-    .select([sql<number>`1 + g % 2`.as('user_id'), sql<number>`1800000000 + g * 60`.as('created_at'), sql<number>`2`.as('type')]))
-    .execute()
-  await sql`analyze logs`.execute(app.db)
-  for (let i = 0; i < 12; i++) {
-    await pageWithTotal(app.db, { userId: 1 + (i % 2) }, { page: 1, pageSize: 20 }, userPageQuery)
-    await listUserLogs(app.db, { tokenId: 1 + (i % 2) }, { page: 1, pageSize: 20 }) // the token route's page
-  }
-  const { rows } = await sql<{ statement: string, generic_plans: number, custom_plans: number }>`
-    select statement, generic_plans, custom_plans from pg_prepared_statements
-    where generic_plans + custom_plans >= 12 and (statement like '%lateral%' or statement like '%"logs"."token_id" =%')`.execute(app.db)
-  t.strictSame(rows.map((r) => r.statement.includes('lateral') ? 'page and total' : 'token page').sort(), ['page and total', 'token page'], 'both statements ran prepared')
-  for (const r of rows) {
-    const label = r.statement.includes('lateral') ? 'page and total' : 'token page'
-    t.ok(Number(r.custom_plans) <= 5, `${label}: planned at most the first five times (${r.custom_plans})`)
-    t.ok(Number(r.generic_plans) >= 7, `${label}: then its generic plan (${r.generic_plans})`)
-  }
 })

@@ -1,9 +1,13 @@
 import t, { type Test } from 'tap'
 import { sql } from 'kysely'
 import { buildTestApp, createUser, insertLogs } from '../helpers/app.js'
-import { countLogs, EXACT_COUNT_LIMIT, exactSums, planWindow, type LogFilter } from '../../src/queries/logs.js'
-import { foldStatDeltas, ROLLUP_TABLES, vacuumStatTables } from '../../src/queries/rollup.js'
+import { COUNT_LIMITS } from '../../src/queries/logs/count-strategy.js'
+import type { LogFilter } from '../../src/queries/logs/filter.js'
+import { countLogs } from '../../src/queries/logs/total.js'
+import { foldStatDeltas } from '../../src/queries/rollups/fold.js'
+import { exactSums } from '../../src/queries/rollups/read.js'
 import { purgeLogsBefore } from '../../src/queries/purge.js'
+import { STAT_TABLES, vacuumStatTables } from '../../src/queries/vacuum.js'
 import type { App } from '../../src/app.js'
 
 // The rollups must give exactly what a scan of logs gives, for any window, before and after
@@ -99,39 +103,16 @@ t.test('totals: exact from the rollups, capped-then-estimated otherwise', async 
   t.strictSame(await countLogs(app.db, { startTimestamp: T0 + 600, endTimestamp: T0 + 1800 }), { total: 3, exact: true })
 })
 
-t.test('planWindow splits a window into raw seconds, fine and coarse units and delta minutes', async (t) => {
-  t.strictSame(planWindow(3600, 7199, 60, 3600), {
-    raw: [{ start: 3600, end: 3599 }, { start: 7200, end: 7199 }],
-    fine: [],
-    coarse: { first: 1, last: 1 },
-    delta: { first: 60, last: 119 }
-  }, 'exactly one hour')
-  t.strictSame(planWindow(3601, 7300, 60, 3600), {
-    raw: [{ start: 3601, end: 3659 }, { start: 7260, end: 7300 }],
-    fine: [{ first: 61, last: 120 }],
-    coarse: null,
-    delta: { first: 61, last: 120 }
-  }, 'no whole hour: minutes and seconds')
-  t.strictSame(planWindow(3000, 11_000, 60, 3600), {
-    raw: [{ start: 3000, end: 2999 }, { start: 10_980, end: 11_000 }],
-    fine: [{ first: 50, last: 59 }, { first: 180, last: 182 }],
-    coarse: { first: 1, last: 2 },
-    delta: { first: 50, last: 182 }
-  }, 'minutes on both sides of a whole hour')
-  t.strictSame(planWindow(undefined, undefined, 3600, 86_400).raw, [{ start: undefined, end: 3599 }], 'no window: hour 0 and before read raw')
-  t.strictSame(planWindow(5, 50, 60, 3600), { raw: [{ start: 5, end: 50 }], fine: [], coarse: null, delta: null })
-})
-
 t.test('a total past the exact limit is the planner\'s estimate, flagged', async (t) => {
   const app = await buildTestApp(t, { STAT_FOLD_INTERVAL_MS: 0 })
-  const n = EXACT_COUNT_LIMIT + 50
+  const n = COUNT_LIMITS.exactCountLimit + 50
   await app.db.insertInto('logs').columns(['user_id', 'created_at', 'type', 'model_name']).expression((eb) => eb.selectFrom(sql<{ g: number }>`generate_series(1, ${n})`.as('g'))
     .select([sql<number>`1`.as('user_id'), sql<number>`${T0} + g`.as('created_at'), sql<number>`2`.as('type'), sql<string>`'m'`.as('model_name')]))
     .execute()
   await sql`analyze logs`.execute(app.db)
   const estimated = await countLogs(app.db, { modelName: 'm' })
   t.equal(estimated.exact, false)
-  t.ok(estimated.total > EXACT_COUNT_LIMIT, `an estimate above the limit (${estimated.total})`)
+  t.ok(estimated.total > COUNT_LIMITS.exactCountLimit, `an estimate above the limit (${estimated.total})`)
   t.strictSame(await countLogs(app.db, { userId: 1 }), { total: n, exact: true }, 'the rollups still count exactly')
   const res = await app.inject({ url: '/api/log/self', headers: (await createUser(app.db, { role: 100 })).headers })
   t.match(res.json(), { data: { total_exact: true } })
@@ -141,7 +122,7 @@ t.test('folding and vacuuming the stat tables keeps answers exact', async (t) =>
   const app = await buildTestApp(t, { STAT_FOLD_INTERVAL_MS: 0 })
   await insertLogs(app.db, [{ user_id: 1, created_at: T0 + 10, type: 2, quota: 5 }, { user_id: 1, created_at: T0 + 7300, type: 2, quota: 7 }])
   await foldStatDeltas(app.db)
-  await vacuumStatTables(app.db, ['logs_stat_delta', ...ROLLUP_TABLES])
+  await vacuumStatTables(app.db, STAT_TABLES)
   t.strictSame(await exactSums(app.db, { userId: 1 }), { n: 2, quota: 12 })
 })
 

@@ -6,7 +6,7 @@ import t from 'tap'
 import pg from 'pg'
 import { sql } from 'kysely'
 import { buildApp, type App } from '../../src/app.js'
-import { vacuumLogsInBackground } from '../../src/queries/purge.js'
+import { vacuumLogsInBackground } from '../../src/queries/vacuum.js'
 import type { Config } from '../../src/config.js'
 import { buildTestApp, createTestDatabase, createUser, insertLogs, testConfig } from '../helpers/app.js'
 

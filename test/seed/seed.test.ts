@@ -1,6 +1,7 @@
 import t from 'tap'
 import type pg from 'pg'
 import { createPool } from '../../src/db/pool.js'
+import { LogType } from '../../src/domain.js'
 import { escapeCopyText } from '../../src/seed/copy-text.js'
 import type { Dimensions } from '../../src/seed/dimensions.js'
 import { rebuildIndexes } from '../../src/seed/indexes.js'
@@ -80,9 +81,16 @@ t.test('a fresh seed', async (t) => {
   t.test('type mix', async (t) => {
     const { rows } = await pool.query<{ type: number, n: number }>('select type, count(*)::int as n from logs group by type')
     const by = (type: number) => rows.find((r) => r.type === type)?.n ?? 0
-    t.ok(by(2) > 2550 && by(2) < 2850, `consume ${by(2)}`)
-    for (const type of [1, 5]) t.ok(by(type) > 40 && by(type) < 160, `type ${type}: ${by(type)}`)
-    for (const type of [3, 4]) t.ok(by(type) > 20 && by(type) < 120, `type ${type}: ${by(type)}`)
+    t.ok(by(LogType.consume) > 2550 && by(LogType.consume) < 2850, `consume ${by(LogType.consume)}`)
+    for (const type of [LogType.topUp, LogType.error]) t.ok(by(type) > 40 && by(type) < 160, `type ${type}: ${by(type)}`)
+    for (const type of [LogType.manage, LogType.system]) t.ok(by(type) > 20 && by(type) < 120, `type ${type}: ${by(type)}`)
+  })
+
+  t.test('types as the contract numbers them', async (t) => {
+    t.ok(await count(pool, 'logs where content like \'status_code=%\''), 'there are error rows')
+    t.equal(await count(pool, 'logs where content like \'status_code=%\' and type <> $1', [LogType.error]), 0, 'error rows are type 4')
+    t.ok(await count(pool, 'logs where content like \'用户注册%\''), 'there are sign-up rows')
+    t.equal(await count(pool, 'logs where (content like \'用户注册%\' or content like \'new user registered%\') and type <> $1', [LogType.system]), 0, 'system rows are type 5')
   })
 
   t.test('users, tokens and channels', async (t) => {
@@ -101,19 +109,20 @@ t.test('a fresh seed', async (t) => {
     t.equal(await count(pool, 'logs l left join users u on u.id = l.user_id where u.id is null or u.username <> l.username or u."group" <> l."group"'), 0)
     // consume and error rows: the row's user owns the token; a model, a channel and a request id
     t.equal(await count(pool, `logs l left join tokens k on k.id = l.token_id
-      where l.type in (2, 5) and (k.id is null or k.user_id <> l.user_id or k.name <> l.token_name)`), 0)
-    t.equal(await count(pool, `logs l where l.type in (2, 5) and (l.model_name = '' or length(l.request_id) <> 39
-      or not exists (select 1 from channels c where c.id = l.channel_id))`), 0)
-    t.equal(await count(pool, `logs where type in (1, 3, 4) and (token_id <> 0 or token_name <> '' or model_name <> ''
-      or channel_id <> 0 or request_id <> '' or other <> '')`), 0)
-    t.equal(await count(pool, '(select request_id from logs where type in (2, 5) group by request_id having count(*) > 1) d'), 0, 'request ids are unique')
+      where l.type in ($1, $2) and (k.id is null or k.user_id <> l.user_id or k.name <> l.token_name)`, [LogType.consume, LogType.error]), 0)
+    t.equal(await count(pool, `logs l where l.type in ($1, $2) and (l.model_name = '' or length(l.request_id) <> 39
+      or not exists (select 1 from channels c where c.id = l.channel_id))`, [LogType.consume, LogType.error]), 0)
+    t.equal(await count(pool, `logs where type in ($1, $2, $3) and (token_id <> 0 or token_name <> '' or model_name <> ''
+      or channel_id <> 0 or request_id <> '' or other <> '')`, [LogType.topUp, LogType.manage, LogType.system]), 0)
+    t.equal(await count(pool, '(select request_id from logs where type in ($1, $2) group by request_id having count(*) > 1) d',
+      [LogType.consume, LogType.error]), 0, 'request ids are unique')
   })
 
   t.test('text looks like new-api', async (t) => {
-    t.ok(await count(pool, 'logs where type = 2 and content like \'model ratio %, completion ratio %, cache ratio 0.10, group ratio %\''))
-    t.ok(await count(pool, 'logs where type = 2 and content like \'模型倍率 %，补全倍率 %\''))
-    t.equal(await count(pool, 'logs where type in (2, 5) and (other::jsonb -> \'admin_info\' -> \'use_channel\' ->> 0)::int <> channel_id'), 0)
-    t.equal(await count(pool, 'logs where type = 2 and (other::jsonb ->> \'model_ratio\') is null'), 0)
+    t.ok(await count(pool, 'logs where type = $1 and content like \'model ratio %, completion ratio %, cache ratio 0.10, group ratio %\'', [LogType.consume]))
+    t.ok(await count(pool, 'logs where type = $1 and content like \'模型倍率 %，补全倍率 %\'', [LogType.consume]))
+    t.equal(await count(pool, 'logs where type in ($1, $2) and (other::jsonb -> \'admin_info\' -> \'use_channel\' ->> 0)::int <> channel_id', [LogType.consume, LogType.error]), 0)
+    t.equal(await count(pool, 'logs where type = $1 and (other::jsonb ->> \'model_ratio\') is null', [LogType.consume]), 0)
     const req = await one<{ n: number, distinct: number }>(pool, `
       select count(*)::int as n, count(distinct substring(content from 'req_[0-9a-f]{16}'))::int as distinct
         from logs where content like '%(request id: req\\_%'`)
@@ -255,6 +264,32 @@ t.test('the generator', async (t) => {
     // a user without tokens writes token 0; unknown groups and models past the named 20 work too
     t.ok(lines.some((l) => l.includes('\t2\tb\tcustom\t') && l.endsWith('\t0\t')))
     t.ok(text.includes('model-2'))
+  })
+
+  t.test('numbers the types as the contract does', async (t) => {
+    const typeAt = LOG_COPY_COLUMNS.indexOf('type')
+    const contentAt = LOG_COPY_COLUMNS.indexOf('content')
+    const kinds = new Map<string, Set<number>>()
+    for (const line of Buffer.concat(read(1 << 20).out).toString('utf8').split('\n').slice(0, -1)) {
+      const fields = line.split('\t')
+      const content = fields[contentAt]!
+      const kind = /^(status_code=|用户注册|new user registered|通过兑换码充值|Recharged|管理员|model ratio|模型倍率)/.exec(content)?.[1] ?? content
+      const types = kinds.get(kind) ?? new Set()
+      types.add(Number(fields[typeAt]))
+      kinds.set(kind, types)
+    }
+    const expected: Record<string, number> = {
+      'status_code=': LogType.error,
+      用户注册: LogType.system,
+      'new user registered': LogType.system,
+      通过兑换码充值: LogType.topUp,
+      Recharged: LogType.topUp,
+      管理员: LogType.manage,
+      'model ratio': LogType.consume,
+      模型倍率: LogType.consume
+    }
+    t.strictSame([...kinds.keys()].sort(), Object.keys(expected).sort(), 'every kind of row, and no other')
+    for (const [kind, type] of Object.entries(expected)) t.strictSame([...kinds.get(kind) ?? []], [type], kind)
   })
 
   t.test('refuses what it cannot generate', async (t) => {

@@ -1,11 +1,15 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { Envelope, errorResponses } from '../../schemas/common.js'
-import { adminFilterProps, AdminItemListSchema, AdminItemSchema, commonFilterProps, KeywordSchema, PageSchema, pageProps, requestIdProp, TypeFilterSchema } from '../../schemas/log.js'
+import { DEFAULT_STAT_TYPE } from '../../domain.js'
+import { Envelope, errorResponses, ok } from '../../schemas/common.js'
+import { adminFilterProps, AdminItemListSchema, AdminItemSchema, commonFilterProps, KeywordSchema, PageSchema, StatTypeFilterSchema, pageProps, requestIdProp, TypeFilterSchema } from '../../schemas/log.js'
 import { StatSchema } from '../../schemas/stat.js'
-import { adminPageQuery, pageWithTotal, searchAdminLogs, statLogs } from '../../queries/logs.js'
-import { purgeLogsBefore, vacuumLogsInBackground, type BackgroundVacuum } from '../../queries/purge.js'
+import { adminPage } from '../../queries/logs/page.js'
+import { searchAdminLogs } from '../../queries/logs/search.js'
+import { statLogs } from '../../queries/logs/stat.js'
+import { pageWithTotal } from '../../queries/logs/total.js'
+import { purgeLogsBefore } from '../../queries/purge.js'
 import { PurgeRunningError, TargetTimestampRequiredError } from '../../errors.js'
-import { ok, pageData, toFilter, toKeyword, toPage } from './params.js'
+import { pageData, toFilter, toKeyword, toPage } from './params.js'
 import { SEARCH_LIMIT, userSecurity } from './shared.js'
 
 const ListQuerySchema = Type.Object({
@@ -17,7 +21,7 @@ const ListQuerySchema = Type.Object({
 })
 
 const StatQuerySchema = Type.Object({
-  type: Type.Optional({ ...TypeFilterSchema, default: 2, description: 'log type, default 2 (consume), 0 = all types' }),
+  type: Type.Optional(StatTypeFilterSchema),
   ...commonFilterProps,
   ...adminFilterProps
 })
@@ -47,7 +51,7 @@ const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, o
   }, async (request) => {
     const filter = toFilter(request.query)
     const page = toPage(request.query, 20)
-    const { items, total } = await pageWithTotal(app.db, filter, page, adminPageQuery)
+    const { items, total } = await pageWithTotal(app.db, filter, page, adminPage)
     return ok(pageData(items, total, page))
   })
 
@@ -62,7 +66,7 @@ const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, o
     },
     config: { failureMessage: '获取统计信息失败' }
   }, async (request) => {
-    const filter = { ...toFilter(request.query), type: request.query.type ?? 2 }
+    const filter = { ...toFilter(request.query), type: request.query.type ?? DEFAULT_STAT_TYPE }
     return ok(await statLogs(app.db, filter, Math.floor(Date.now() / 1000)))
   })
 
@@ -103,26 +107,8 @@ const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, o
     })
     if (deleted === null) throw new PurgeRunningError()
     request.log.info({ deleted, before: request.query.target_timestamp }, 'history purged')
-    if (deleted > 0) vacuumAfterPurge()
+    if (deleted > 0) app.maintenance.vacuumLogs()
     return ok(deleted)
-  })
-
-  let vacuum: BackgroundVacuum | null = null
-  function vacuumAfterPurge () {
-    if (vacuum !== null) return
-    const started = vacuumLogsInBackground(app.db)
-    vacuum = started
-    started.done
-      .then(() => { app.log.info('vacuumed logs after the purge') }, (err: unknown) => { app.log.warn({ err }, 'vacuum of logs after the purge stopped') })
-      .finally(() => { vacuum = null })
-  }
-  // Shutdown does not wait for a long vacuum: it is cancelled (a VACUUM stops cleanly) and
-  // autovacuum, or the next purge, does the rest.
-  app.addHook('preClose', async () => {
-    const running = vacuum
-    if (running === null) return
-    await running.cancel()
-    await running.done.catch(() => {})
   })
 }
 

@@ -1,6 +1,8 @@
 import type { FastifyRequest } from 'fastify'
 import { BadParameterError } from '../../errors.js'
-import type { LogFilter, PageRequest, Total } from '../../queries/logs.js'
+import type { LogFilter } from '../../queries/logs/filter.js'
+import type { PageRequest } from '../../queries/logs/page.js'
+import type { Total } from '../../queries/logs/total.js'
 import type { AuthUser } from '../../queries/auth.js'
 import { decodeCursor, encodeCursor } from '../../lib/cursor.js'
 

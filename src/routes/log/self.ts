@@ -1,9 +1,13 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { Envelope, errorResponses } from '../../schemas/common.js'
-import { commonFilterProps, KeywordSchema, PageSchema, pageProps, requestIdProp, TypeFilterSchema, UserItemListSchema, UserItemSchema } from '../../schemas/log.js'
+import { DEFAULT_STAT_TYPE } from '../../domain.js'
+import { Envelope, errorResponses, ok } from '../../schemas/common.js'
+import { commonFilterProps, KeywordSchema, PageSchema, StatTypeFilterSchema, pageProps, requestIdProp, TypeFilterSchema, UserItemListSchema, UserItemSchema } from '../../schemas/log.js'
 import { StatSchema } from '../../schemas/stat.js'
-import { userPageQuery, pageWithTotal, searchUserLogs, statLogs } from '../../queries/logs.js'
-import { currentUser, ok, pageData, toFilter, toKeyword, toPage } from './params.js'
+import { userPage } from '../../queries/logs/page.js'
+import { searchUserLogs } from '../../queries/logs/search.js'
+import { statLogs } from '../../queries/logs/stat.js'
+import { pageWithTotal } from '../../queries/logs/total.js'
+import { currentUser, pageData, toFilter, toKeyword, toPage } from './params.js'
 import { SEARCH_LIMIT, userSecurity } from './shared.js'
 
 // `username` and `channel` are not declared: unknown parameters are dropped by validation, so a
@@ -16,7 +20,7 @@ const SelfListQuerySchema = Type.Object({
 })
 
 const SelfStatQuerySchema = Type.Object({
-  type: Type.Optional({ ...TypeFilterSchema, default: 2, description: 'log type, default 2 (consume), 0 = all types' }),
+  type: Type.Optional(StatTypeFilterSchema),
   ...commonFilterProps
 })
 
@@ -36,7 +40,7 @@ const selfRoutes: FastifyPluginAsyncTypebox = async (app) => {
   }, async (request) => {
     const filter = { ...toFilter(request.query), userId: currentUser(request).id }
     const page = toPage(request.query, 20)
-    const { items, total } = await pageWithTotal(app.db, filter, page, userPageQuery)
+    const { items, total } = await pageWithTotal(app.db, filter, page, userPage)
     return ok(pageData(items, total, page))
   })
 
@@ -51,7 +55,7 @@ const selfRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     config: { failureMessage: '获取统计信息失败' }
   }, async (request) => {
-    const filter = { ...toFilter(request.query), type: request.query.type ?? 2, userId: currentUser(request).id }
+    const filter = { ...toFilter(request.query), type: request.query.type ?? DEFAULT_STAT_TYPE, userId: currentUser(request).id }
     return ok(await statLogs(app.db, filter, Math.floor(Date.now() / 1000)))
   })
 

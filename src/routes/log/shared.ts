@@ -1,5 +1,5 @@
 export const SEARCH_LIMIT = 100
 
-// OpenAPI security requirements (the schemes are declared in app.ts).
+// OpenAPI security requirements (the schemes are declared in plugins/openapi.ts).
 export const userSecurity: Array<Record<string, string[]>> = [{ accessToken: [], newApiUser: [] }]
 export const apiKeySecurity: Array<Record<string, string[]>> = [{ apiKeyHeader: [] }, { apiKeyQuery: [] }]

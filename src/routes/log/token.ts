@@ -1,9 +1,9 @@
 import cors from '@fastify/cors'
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { Envelope, errorResponses } from '../../schemas/common.js'
+import { Envelope, errorResponses, ok } from '../../schemas/common.js'
 import { UserItemListSchema } from '../../schemas/log.js'
-import { listUserLogs } from '../../queries/logs.js'
-import { ok, toPage } from './params.js'
+import { listUserLogs } from '../../queries/logs/page.js'
+import { toPage } from './params.js'
 import { apiKeySecurity } from './shared.js'
 
 const TokenLogsQuerySchema = Type.Object({

@@ -1,0 +1,36 @@
+import fp from 'fastify-plugin'
+import swagger from '@fastify/swagger'
+
+// The OpenAPI document, generated from the route schemas: clients are generated from it. Served
+// at /openapi.json. Registered before the routes, so that it sees every one of them.
+
+export default fp(async function openapiPlugin (app) {
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'LLM gateway log service',
+        description: 'The /api/log routes of an LLM API gateway (new-api compatible). Every response is the envelope {success, message, data?}.',
+        version: '1.0.0'
+      },
+      tags: [
+        { name: 'admin', description: 'role admin (10) or root (100)' },
+        { name: 'user', description: 'any enabled user, own rows only' },
+        { name: 'token', description: 'public, by API key, CORS' },
+        { name: 'ops', description: 'operations' }
+      ],
+      components: {
+        securitySchemes: {
+          accessToken: { type: 'http', scheme: 'bearer', description: "the user's access token (users.access_token); a bare token also works" },
+          newApiUser: { type: 'apiKey', in: 'header', name: 'New-Api-User', description: 'the id of the user the access token belongs to' },
+          apiKeyHeader: { type: 'http', scheme: 'bearer', description: 'an API key (sk-…); preferred over the query parameter' },
+          apiKeyQuery: { type: 'apiKey', in: 'query', name: 'key', description: 'an API key (sk-…)' }
+        }
+      }
+    },
+    // Name shared components after their $id, so generated clients get ErrorResponse, UserLogItem…
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) }
+  })
+
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+}, { name: 'openapi', fastify: '5.x' })

@@ -1,0 +1,101 @@
+import { sql, type Kysely, type RawBuilder } from 'kysely'
+import type { Database } from '../../db/types.js'
+import { rollupUpserts } from './fold.js'
+import { DELTA_SECONDS, DELTA_TABLE, grainsOf, keyColumns, ROLLUPS, SUM_COLUMNS, type Rollup } from './model.js'
+
+// The statements a history purge runs, with the rollups kept exact in each: whole units (a UTC day
+// or hour) and their rollup rows in one statement, and row batches that subtract their own sums.
+// Batching, locking and the choice between them are queries/purge.ts's.
+
+const gone = (r: Rollup) => sql.ref(`${r.table}_gone`)
+
+/** The coarsest grain of the rollup's scope that whole units of `seconds` are made of, if any. */
+function wholeGrain (r: Rollup, seconds: number): Rollup | undefined {
+  return grainsOf(r.scope).filter((g) => g.seconds <= seconds && seconds % g.seconds === 0).at(-1)
+}
+
+/** Whether every rollup can drop or adjust its rows for a whole unit of `seconds`. */
+export function purgeableWhole (seconds: number): boolean {
+  return seconds % DELTA_SECONDS === 0 && ROLLUPS.every((r) => wholeGrain(r, seconds) !== undefined)
+}
+
+/**
+ * A rollup's part of a whole unit [start, end): its rows inside the unit go; a grain coarser than
+ * the unit loses what the rows of its scope's `wholeGrain` inside the unit held.
+ */
+function rollupPart (r: Rollup, start: number, end: number): RawBuilder<unknown> {
+  const unit = sql.ref(r.unit)
+  if (r.seconds <= end - start) {
+    const needed = ROLLUPS.some((c) => c.seconds > end - start && wholeGrain(c, end - start) === r)
+    return sql`${gone(r)} as (delete from ${sql.table(r.table)} where ${unit} >= ${start / r.seconds} and ${unit} < ${end / r.seconds}${needed ? sql` returning *` : sql``})`
+  }
+  const from = wholeGrain(r, end - start)!
+  const keys = keyColumns(r)
+  const groupKeys = sql.join(keys.map((k) => k === r.unit ? sql`${sql.ref(from.unit)} / ${sql.lit(r.seconds / from.seconds)} as ${sql.ref(k)}` : sql.ref(k)))
+  const sums = sql.join(SUM_COLUMNS.map((c) => sql`sum(${sql.ref(c)}) as ${sql.ref(c)}`))
+  const less = sql.join(SUM_COLUMNS.map((c) => sql`${sql.ref(c)} = d.${sql.ref(c)} - u.${sql.ref(c)}`))
+  const matches = sql.join(keys.map((k) => sql`d.${sql.ref(k)} = u.${sql.ref(k)}`), sql` and `)
+  return sql`${gone(r)} as (update ${sql.table(r.table)} d set ${less}
+    from (select ${groupKeys}, ${sums} from ${gone(from)} group by ${sql.join(keys.map((_, i) => sql.lit(i + 1)))}) u
+    where ${matches})`
+}
+
+/**
+ * Every row of the unit [start, end), and the unit's rows in every rollup and in the pending
+ * deltas, in one statement: run in a repeatable-read transaction, all of it is one snapshot, in
+ * which a unit's rollup rows plus its deltas equalled its rows.
+ */
+export function deleteUnitStatement (start: number, end: number): RawBuilder<{ n: string }> {
+  const [m0, m1] = [start / DELTA_SECONDS, end / DELTA_SECONDS]
+  return sql<{ n: string }>`
+    with gone as (
+      delete from logs where created_at >= ${start} and created_at < ${end} returning 1
+    ), deltas as (
+      delete from ${sql.table(DELTA_TABLE)} where minute >= ${m0} and minute < ${m1}
+    ), ${sql.join(ROLLUPS.map((r) => rollupPart(r, start, end)))}
+    select count(*) as n from gone`
+}
+
+/**
+ * Up to `batchSize` rows in [first, end), picked through the (created_at, id) index and deleted by
+ * ctid (a TID scan, no join back through the primary key: research/perf-limits.md §7), their sums
+ * subtracted from every rollup in the same statement. Returns the rows deleted and the newest.
+ */
+export function deleteRowsStatement (first: number, end: number, batchSize: number): RawBuilder<{ n: string, last: string | null }> {
+  return sql<{ n: string, last: string | null }>`
+    with victims as materialized (
+      select ctid from logs where created_at >= ${first} and created_at < ${end}
+      order by created_at limit ${batchSize}
+    ), gone as (
+      delete from logs where ctid = any(array(select ctid from victims))
+      returning user_id, created_at, type, quota, prompt_tokens, completion_tokens
+    ), moved as (
+      select user_id, created_at / ${sql.lit(DELTA_SECONDS)} as minute, type, -1::int8 as n, -quota as quota,
+        -prompt_tokens::int8 as prompt_tokens, -completion_tokens::int8 as completion_tokens
+      from gone
+    ),
+    ${rollupUpserts()}
+    select (select count(*) from gone) as n, (select max(created_at) from gone) as last`
+}
+
+/** Deletes the rollup rows at zero in the units that hold [from, to] (where row batches went). */
+export async function pruneEmptyRollups (db: Kysely<Database>, from: number, to: number): Promise<void> {
+  for (const r of ROLLUPS) {
+    const unit = sql.ref(r.unit)
+    await sql`delete from ${sql.table(r.table)}
+      where n = 0 and ${unit} >= ${Math.floor(from / r.seconds)} and ${unit} <= ${Math.floor(to / r.seconds)}`.execute(db)
+  }
+}
+
+/**
+ * The folded rows of [start, end) (both on the site's finest grain), from the coarsest site rollup
+ * that fits: the size of a unit a purge may take whole. Pending deltas are not counted.
+ */
+export async function foldedRowsIn (db: Kysely<Database>, start: number, end: number): Promise<number> {
+  const r = grainsOf('site').filter((g) => start % g.seconds === 0 && end % g.seconds === 0).at(-1)
+  if (r === undefined) throw new Error(`no site rollup fits [${start}, ${end})`)
+  const unit = sql.ref(r.unit)
+  const { rows: [row] } = await sql<{ n: string }>`select coalesce(sum(n), 0) as n from ${sql.table(r.table)}
+    where ${unit} >= ${start / r.seconds} and ${unit} < ${end / r.seconds}`.execute(db)
+  return Number(row?.n ?? 0)
+}
