@@ -1,5 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyBaseLogger } from 'fastify'
+import type { Kysely } from 'kysely'
+import type { Database } from '../db/types.js'
 import { FOLD_CHUNK, foldStatDeltas } from '../queries/rollups/fold.js'
 import { DELTA_TABLE, ROLLUPS } from '../queries/rollups/model.js'
 import { vacuumLogsInBackground, vacuumStatTables, type BackgroundVacuum } from '../queries/vacuum.js'
@@ -8,12 +10,14 @@ import { vacuumLogsInBackground, vacuumStatTables, type BackgroundVacuum } from 
 // purge asks for, and (later) retention. Each job runs one at a time, stops on close, and keeps a
 // status that metrics can read.
 
-// The rollups' own dead rows (one per upserted unit) matter less; a vacuum a minute is plenty.
-const ROLLUP_VACUUM_INTERVAL_MS = 60_000
-
 export interface MaintenancePluginOptions {
   /** how often the triggers' deltas are folded into the rollups; 0 turns folding off */
   foldIntervalMs: number
+  /**
+   * how often a fold that moved deltas also vacuums the rollups: their own dead rows (one per
+   * upserted unit) matter less than the deltas', and a vacuum a minute is plenty
+   */
+  rollupVacuumIntervalMs?: number
 }
 
 export interface JobStatus {
@@ -70,32 +74,42 @@ function createJob (name: string, log: FastifyBaseLogger) {
   }
 }
 
+/**
+ * One fold tick: chunks until the backlog is gone or the tick has had its share of time, then the
+ * vacuums the folded deltas (and now and then the rollups) leave due.
+ */
+function createFolder (db: Kysely<Database>, opts: MaintenancePluginOptions) {
+  let deltasFolded = 0
+  let lastRollupVacuum = Date.now()
+  return {
+    folded: () => deltasFolded,
+    async run () {
+      const started = Date.now()
+      let folded = 0
+      for (let moved = FOLD_CHUNK; moved === FOLD_CHUNK && Date.now() - started < opts.foldIntervalMs;) {
+        moved = await foldStatDeltas(db)
+        folded += moved
+      }
+      deltasFolded += folded
+      if (folded === 0) return
+      // Every fold leaves the delta rows it moved dead, and every reader scans that small table:
+      // vacuumed here rather than left to autovacuum, which may be slow to notice or turned off.
+      await vacuumStatTables(db, [DELTA_TABLE])
+      if (Date.now() - lastRollupVacuum >= (opts.rollupVacuumIntervalMs ?? 60_000)) {
+        lastRollupVacuum = Date.now()
+        await vacuumStatTables(db, ROLLUPS.map((r) => r.table))
+      }
+    }
+  }
+}
+
 export default fp<MaintenancePluginOptions>(async function maintenancePlugin (app, opts) {
   const fold = createJob('folding stat deltas', app.log)
   const vacuum = createJob('vacuum of logs after the purge', app.log)
-  let deltasFolded = 0
+  const folder = createFolder(app.db, opts)
+  const foldNow = () => fold.start(folder.run)
   let vacuumsCancelled = 0
-  let lastRollupVacuum = Date.now()
   let runningVacuum: BackgroundVacuum | null = null
-
-  async function foldAndVacuum () {
-    // Chunks, until the backlog is gone or this tick has had its share of time.
-    const started = Date.now()
-    let folded = 0
-    for (let moved = FOLD_CHUNK; moved === FOLD_CHUNK && Date.now() - started < opts.foldIntervalMs;) {
-      moved = await foldStatDeltas(app.db)
-      folded += moved
-    }
-    deltasFolded += folded
-    if (folded === 0) return
-    // Every fold leaves the delta rows it moved dead, and every reader scans that small table:
-    // vacuumed here rather than left to autovacuum, which may be slow to notice or turned off.
-    await vacuumStatTables(app.db, [DELTA_TABLE])
-    if (Date.now() - lastRollupVacuum > ROLLUP_VACUUM_INTERVAL_MS) {
-      lastRollupVacuum = Date.now()
-      await vacuumStatTables(app.db, ROLLUPS.map((r) => r.table))
-    }
-  }
 
   app.decorate('maintenance', {
     vacuumLogs () {
@@ -110,16 +124,16 @@ export default fp<MaintenancePluginOptions>(async function maintenancePlugin (ap
       })
     },
     status: () => ({
-      fold: { ...fold.status, enabled: opts.foldIntervalMs > 0, deltasFolded },
+      fold: { ...fold.status, enabled: opts.foldIntervalMs > 0, deltasFolded: folder.folded() },
       vacuum: { ...vacuum.status, cancelled: vacuumsCancelled }
     })
   })
 
   let timer: NodeJS.Timeout | null = null
   if (opts.foldIntervalMs > 0) {
-    timer = setInterval(() => fold.start(foldAndVacuum), opts.foldIntervalMs)
+    timer = setInterval(foldNow, opts.foldIntervalMs)
     timer.unref()
-    app.addHook('onReady', async () => { fold.start(foldAndVacuum) })
+    app.addHook('onReady', async () => { foldNow() })
   }
 
   app.addHook('preClose', async () => {
