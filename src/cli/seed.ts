@@ -1,7 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import cliProgress from 'cli-progress'
 import { loadConfig } from '../config.js'
-import { startEmbeddedPostgres, type EmbeddedServer } from '../db/embedded.js'
+import { resolveDatabase } from '../db/resolve.js'
 import { migrateToLatest } from '../db/migrate.js'
 import { createDb, createPool } from '../db/pool.js'
 import type { IndexDefinition } from '../seed/indexes.js'
@@ -202,13 +202,8 @@ const config = loadConfig()
 const pending = new Map<string, IndexDefinition>()
 const reporter = consoleReporter(process.stdout, pending)
 
-let embedded: EmbeddedServer | undefined
-let url = options.databaseUrl ?? config.DATABASE_URL
-if (url === undefined) {
-  process.stdout.write(`[seed] no --database-url or DATABASE_URL: starting embedded PostgreSQL (data in ${config.EMBEDDED_PG_DIR}, port ${config.EMBEDDED_PG_PORT})\n`)
-  embedded = await startEmbeddedPostgres({ dataDir: config.EMBEDDED_PG_DIR, port: config.EMBEDDED_PG_PORT, database: 'logs' })
-  url = embedded.url
-}
+const database = await resolveDatabase(config, { url: options.databaseUrl, announce: (line) => process.stdout.write(`[seed] ${line}\n`) })
+const url = database.url
 
 const jobs = options.indexJobs ?? SEED_DEFAULTS.indexJobs
 const pool = createPool({ connectionString: url, max: jobs + 1, statementTimeoutMs: 0, applicationName: 'log-service-seed' })
@@ -221,7 +216,7 @@ const db = createDb(pool)
 process.once('SIGINT', () => {
   reporter.stop()
   process.stderr.write(interruptNotice(reporter.current(), pending))
-  const stopped = embedded?.stop() ?? Promise.resolve()
+  const stopped = database.stop()
   stopped.finally(() => process.exit(130)).catch(() => {})
 })
 
@@ -242,5 +237,5 @@ try {
   closing = true
   // ends the pool too
   await db.destroy()
-  await embedded?.stop()
+  await database.stop()
 }

@@ -179,7 +179,7 @@ interface ModelChannelPieces {
   /** "model_name\tchannel_id\t" */
   modelChannel: Buffer[]
   otherHead: Buffer[]
-  /** at (slot index * ERROR_KINDS + error kind) */
+  /** at ((model * CHANNELS_PER_MODEL + slot) * ERROR_KINDS + error kind) */
   errorOther: Buffer[]
   error401: Buffer[]
   /** per model */
@@ -195,6 +195,7 @@ interface UserTokenPieces {
   tokenCount: Int32Array
 }
 
+/** What a row is assembled from: every text that is not per row, encoded once up front. */
 interface RowPieces extends GroupPieces, ModelGroupPieces, ModelChannelPieces, UserTokenPieces {
   nModels: number
   nUsers: number
