@@ -8,7 +8,7 @@ import Fastify from 'fastify'
 import pg from 'pg'
 
 // "Newest" in the contract's order, which the schema indexes for a user (user_id, created_at, id).
-// research/perf-limits.md §9 used ORDER BY id DESC with a (user_id, id) index; on this schema that
+// ../shared/research/perf-limits.md §9 used ORDER BY id DESC with a (user_id, id) index; on this schema that
 // order has no per-user index and turns into a bitmap scan plus sort of all the user's rows, which
 // would measure a missing index instead of the stack.
 export const NAIVE_SQL = 'SELECT * FROM logs WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT 20'

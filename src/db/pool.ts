@@ -29,7 +29,7 @@ export function createPool (opts: PoolOptions): pg.Pool {
     // Without it a request waits forever for a connection when PostgreSQL is down.
     connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
     // JIT compiles plans for a few hundred ms on the wide aggregates and never pays back on
-    // queries that answer in milliseconds (research/perf-limits.md §4).
+    // queries that answer in milliseconds (../shared/research/perf-limits.md §4).
     options: '-c jit=off'
   })
 }
@@ -37,7 +37,7 @@ export function createPool (opts: PoolOptions): pg.Pool {
 /**
  * Kysely over the pool. With `prepared`, a statement marked `prepared(label)` (db/plan.ts) runs as a
  * named prepared statement, so each connection parses and plans it once and then only binds and
- * executes it (research/perf-limits.md §9: +15 % requests/s for the same SELECT; the list query's
+ * executes it (../shared/research/perf-limits.md §9: +15 % requests/s for the same SELECT; the list query's
  * 1 ms of planning is the larger saving). Without it, or unmarked, a statement is planned per call.
  */
 export function createDb (pool: pg.Pool, opts: { prepared?: boolean } = {}): Kysely<Database> {

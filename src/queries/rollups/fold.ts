@@ -4,7 +4,8 @@ import type { Database } from '../../db/types.js'
 import { DELTA_TABLE, keyColumns, ROLLUPS, SUM_COLUMNS, unitOfMinute, type Rollup, type RollupTable } from './model.js'
 
 // Writing sums into the rollups: the fold of the triggers' deltas, and (with the same upserts) the
-// purge's subtraction of the rows it deletes and the seed's sums of the rows it loads.
+// purge's subtraction of the rows it deletes and the seed's sums of the rows it loads. Raw sql: the
+// tables and unit columns come from the model at run time, in data-modifying CTEs the builder cannot type.
 
 /** Delta rows one fold moves at most: a short transaction even after a purge of millions of rows. */
 export const FOLD_CHUNK = 20_000

@@ -5,7 +5,8 @@ import { DELTA_SECONDS, DELTA_TABLE, grainsOf, keyColumns, ROLLUPS, SUM_COLUMNS,
 
 // The statements a history purge runs, with the rollups kept exact in each: whole units (a UTC day
 // or hour) and their rollup rows in one statement, and row batches that subtract their own sums.
-// Batching, locking and the choice between them are queries/purge.ts's.
+// Batching, locking and the choice between them are queries/purge.ts's. Raw sql: the tables and
+// unit columns come from the model at run time, in data-modifying CTEs the builder cannot type.
 
 const gone = (r: Rollup) => sql.ref(`${r.table}_gone`)
 
@@ -58,7 +59,7 @@ export function deleteUnitStatement (start: number, end: number): RawBuilder<{ n
 
 /**
  * Up to `batchSize` rows in [first, end), picked through the (created_at, id) index and deleted by
- * ctid (a TID scan, no join back through the primary key: research/perf-limits.md §7), their sums
+ * ctid (a TID scan, no join back through the primary key: ../shared/research/perf-limits.md §7), their sums
  * subtracted from every rollup in the same statement. Returns the rows deleted and the newest.
  */
 export function deleteRowsStatement (first: number, end: number, batchSize: number): RawBuilder<{ n: string, last: string | null }> {
