@@ -1,5 +1,5 @@
 // The text the generator draws from: model names and their new-api ratios, user groups, token
-// names, channel names and log messages (taken from research/perf-scripts/01_schema_and_load.sql,
+// names, channel names and log messages (taken from ../shared/research/perf-scripts/01_schema_and_load.sql,
 // the data the reference measurements ran on).
 
 export interface ModelInfo {
