@@ -3,9 +3,8 @@
 // keeps serving once the database is back.
 import t from 'tap'
 import pg from 'pg'
-import { buildApp, type App } from '../../src/app.js'
-import type { Config } from '../../src/config.js'
-import { createTestDatabase, createUser, insertLogs, testConfig, type TestUser } from '../helpers/app.js'
+import { createTestDatabase, createUser, insertLogs, type TestUser } from '../helpers/app.js'
+import { buildAppOn, lockLogs, whileChanged } from '../helpers/session.js'
 import { readState, TEMPLATE_DB } from '../helpers/state.js'
 
 // Driver and SQL text that must never reach a client.
@@ -25,10 +24,16 @@ function assertFailure (t: Assert, res: { statusCode: number, body: string, json
   t.notMatch(res.body, LEAK, `${label}: no driver text, SQL or stack`)
 }
 
-async function buildAppOn (t: { teardown: (fn: () => unknown) => void }, url: string, overrides: Partial<Config> = {}): Promise<App> {
-  const app = await buildApp({ ...testConfig(overrides), DATABASE_URL: url })
-  t.teardown(() => app.close())
-  return app
+/** The routes that read logs, each with the caller it needs and the message it fails with. */
+function readRoutes (admin: TestUser, user: TestUser): Array<{ url: string, user: TestUser, message: string }> {
+  return [
+    { url: '/api/log/', user: admin, message: '获取日志失败' },
+    { url: '/api/log/self', user, message: '获取日志失败' },
+    { url: '/api/log/search?keyword=hello', user: admin, message: '搜索日志失败' },
+    { url: '/api/log/self/search?keyword=hello', user, message: '搜索日志失败' },
+    { url: '/api/log/stat', user: admin, message: '获取统计信息失败' },
+    { url: '/api/log/self/stat', user, message: '获取统计信息失败' }
+  ]
 }
 
 async function adminQuery (sql: string): Promise<void> {
@@ -78,14 +83,7 @@ t.test('the database is dropped while the app runs', async (t) => {
   const user = await createUser(app.db)
   await insertLogs(app.db, [{ user_id: user.id, created_at: 100, type: 2, content: 'hello' }])
 
-  const routes: Array<{ url: string, user: TestUser, message: string }> = [
-    { url: '/api/log/', user: admin, message: '获取日志失败' },
-    { url: '/api/log/self', user, message: '获取日志失败' },
-    { url: '/api/log/search?keyword=hello', user: admin, message: '搜索日志失败' },
-    { url: '/api/log/self/search?keyword=hello', user, message: '搜索日志失败' },
-    { url: '/api/log/stat', user: admin, message: '获取统计信息失败' },
-    { url: '/api/log/self/stat', user, message: '获取统计信息失败' }
-  ]
+  const routes = readRoutes(admin, user)
   // Warm the auth cache (and the pool) with one good request per user.
   for (const r of routes) {
     const res = await app.inject({ url: r.url, headers: r.user.headers })
@@ -119,26 +117,11 @@ t.test('a statement that runs into statement_timeout answers 503', async (t) => 
   await insertLogs(app.db, [{ user_id: user.id, created_at: 100, type: 2, content: 'hello' }])
 
   // Another session locks the logs table: every read of it waits until the timeout cancels it.
-  const locker = new pg.Client({ connectionString: url })
-  await locker.connect()
-  t.teardown(() => locker.end())
-  await locker.query('begin')
-  await locker.query('lock table logs in access exclusive mode')
-  try {
-    const routes: Array<{ url: string, user: TestUser, message: string }> = [
-      { url: '/api/log/', user: admin, message: '获取日志失败' },
-      { url: '/api/log/self', user, message: '获取日志失败' },
-      { url: '/api/log/search?keyword=hello', user: admin, message: '搜索日志失败' },
-      { url: '/api/log/self/search?keyword=hello', user, message: '搜索日志失败' },
-      { url: '/api/log/stat', user: admin, message: '获取统计信息失败' },
-      { url: '/api/log/self/stat', user, message: '获取统计信息失败' }
-    ]
-    for (const r of routes) {
+  await whileChanged(t, url, lockLogs, async () => {
+    for (const r of readRoutes(admin, user)) {
       assertFailure(t, await app.inject({ url: r.url, headers: r.user.headers }), 503, r.message, `${r.url} while logs is locked`)
     }
-  } finally {
-    await locker.query('rollback')
-  }
+  })
 
   const res = await app.inject({ url: '/api/log/self', headers: user.headers })
   t.equal(res.statusCode, 200, 'answers again once the lock is gone')
@@ -152,16 +135,11 @@ t.test('a failing statement answers 500 with the route\'s message and no SQL', a
   await insertLogs(app.db, [{ user_id: admin.id, created_at: 100, type: 2, content: 'hello' }])
 
   // A column the queries select is gone (as if the schema had been changed under the service).
-  const ddl = new pg.Client({ connectionString: url })
-  await ddl.connect()
-  t.teardown(() => ddl.end())
-  await ddl.query('alter table logs rename column content to content_moved')
-  try {
+  const moveContent = { apply: ['alter table logs rename column content to content_moved'], undo: 'alter table logs rename column content_moved to content' }
+  await whileChanged(t, url, moveContent, async () => {
     assertFailure(t, await app.inject({ url: '/api/log/', headers: admin.headers }), 500, '获取日志失败', 'list')
     assertFailure(t, await app.inject({ url: '/api/log/search?keyword=hello', headers: admin.headers }), 500, '搜索日志失败', 'search')
-  } finally {
-    await ddl.query('alter table logs rename column content_moved to content')
-  }
+  })
 
   const res = await app.inject({ url: '/api/log/search?keyword=hello', headers: admin.headers })
   t.equal(res.statusCode, 200, 'answers again once the column is back')

@@ -3,7 +3,9 @@ import type { Insertable } from 'kysely'
 import type { App } from '../../src/app.js'
 import type { LogsTable } from '../../src/db/types.js'
 import { buildTestApp, createUser, insertLogs, type TestUser } from '../helpers/app.js'
+import { assertBadRequest } from '../helpers/envelope.js'
 import { ADMIN_FIELDS, USER_FIELDS } from '../helpers/fields.js'
+import { buildCast, insertLabelled, insertOrdered, type Cast } from '../helpers/labelled.js'
 
 // GET /api/log/ (admin) and GET /api/log/self (user): envelope, order, every filter, paging, item shape.
 
@@ -17,11 +19,7 @@ async function get (app: App, url: string, headers: TestUser['headers'], query: 
   return await app.inject({ method: 'GET', url, headers, query })
 }
 
-interface Fixture {
-  app: App
-  admin: TestUser
-  alice: TestUser
-  bob: TestUser
+interface Fixture extends Cast {
   id: Record<string, number>
   c1: number
   c2: number
@@ -32,10 +30,8 @@ interface Fixture {
  * Newest first the whole table reads: f e g c d b a h (ids: e1 a2 d3 c4 b5 f6 g7 h8).
  */
 async function seed (t: Tap): Promise<Fixture> {
-  const app = await buildTestApp(t)
-  const admin = await createUser(app.db, { role: 10, username: 'admin' })
-  const alice = await createUser(app.db, { username: 'alice' })
-  const bob = await createUser(app.db, { username: 'bob' })
+  const cast = await buildCast(t)
+  const { app, alice, bob } = cast
   const carol = await createUser(app.db, { username: 'carol' })
   const channels = await app.db.insertInto('channels').values([{ name: 'chan-one' }, { name: 'chan-two' }]).returning('id').execute()
   const c1 = channels[0]!.id
@@ -52,24 +48,34 @@ async function seed (t: Tap): Promise<Fixture> {
     ['g', row(bob, T + 30, 5, { token_name: 'tok-b', model_name: 'gpt-4', group: 'default', request_id: 'req-3', channel_id: c2 })],
     ['h', row(carol, T + 5, 6, { token_name: 'tok-c', model_name: 'gpt-4-0613', group: 'svip', request_id: 'req-4' })]
   ]
-  const ids = await insertLogs(app.db, labelled.map(([, r]) => r))
-  const id: Record<string, number> = {}
-  labelled.forEach(([label], i) => { id[label] = ids[i]! })
-  return { app, admin, alice, bob, id, c1, c2 }
+  return { ...cast, id: await insertLabelled(app.db, labelled), c1, c2 }
+}
+
+const idsOf = (fx: Fixture, labels: string) => [...labels].map((l) => fx.id[l])
+
+/** GET url as user: a 200 whose items are exactly the labelled rows, in that order, and whose total counts them. */
+async function listRows (t: Tap, fx: Fixture, url: string, user: TestUser, query: Query, labels: string) {
+  const res = await get(fx.app, url, user.headers, query)
+  t.equal(res.statusCode, 200, `${JSON.stringify(query)}: ${res.statusCode === 200 ? 'ok' : res.body}`)
+  const body = res.json()
+  t.strictSame(body.data?.items.map((i: Item) => i.id), idsOf(fx, labels), `rows for ${JSON.stringify(query)}`)
+  t.equal(body.data?.total, labels.length, `total for ${JSON.stringify(query)}`)
+}
+
+/** For each parameter alone, each value it is given and the rows that answer it. */
+type Answers = Record<string, Record<string, string>>
+
+async function listEach (t: Tap, fx: Fixture, url: string, user: TestUser, answers: Answers) {
+  for (const [param, byValue] of Object.entries(answers)) {
+    for (const [value, labels] of Object.entries(byValue)) await listRows(t, fx, url, user, { [param]: value }, labels)
+  }
 }
 
 t.test('admin list: order and every filter', async (t) => {
   const fx = await seed(t)
   const { app, admin } = fx
-  const want = (labels: string) => [...labels].map((l) => fx.id[l])
-
-  async function expectRows (t: Tap, query: Query, labels: string) {
-    const res = await get(app, '/api/log/', admin.headers, query)
-    t.equal(res.statusCode, 200, `${JSON.stringify(query)}: ${res.statusCode === 200 ? 'ok' : res.body}`)
-    const body = res.json()
-    t.strictSame(body.data?.items.map((i: Item) => i.id), want(labels), `rows for ${JSON.stringify(query)}`)
-    t.equal(body.data?.total, labels.length, `total for ${JSON.stringify(query)}`)
-  }
+  const want = (labels: string) => idsOf(fx, labels)
+  const expectRows = (t: Tap, query: Query, labels: string) => listRows(t, fx, '/api/log/', admin, query, labels)
 
   t.test('envelope; newest first by created_at desc, then id desc', async (t) => {
     const res = await get(app, '/api/log/', admin.headers)
@@ -88,22 +94,21 @@ t.test('admin list: order and every filter', async (t) => {
     t.strictSame(created, [T + 50, T + 40, T + 30, T + 30, T + 30, T + 20, T + 10, T + 5])
   })
 
-  t.test('type filters one type, 0 means every type', async (t) => {
-    await expectRows(t, { type: '2' }, 'eda')
-    await expectRows(t, { type: '1' }, 'c')
-    await expectRows(t, { type: '3' }, 'b')
-    await expectRows(t, { type: '4' }, '')
-    await expectRows(t, { type: '5' }, 'g')
-    await expectRows(t, { type: '6' }, 'h')
-    await expectRows(t, { type: '7' }, 'f')
-    await expectRows(t, { type: '0' }, 'fegcdbah')
-  })
+  // Exact-match filters, one at a time: the rows each value leaves, newest first.
+  const exact: Array<[string, Answers]> = [
+    ['type filters one type, 0 means every type', { type: { 2: 'eda', 1: 'c', 3: 'b', 4: '', 5: 'g', 6: 'h', 7: 'f', 0: 'fegcdbah' } }],
+    ['token_name is an exact match', { token_name: { 'tok-a': 'eba', 'tok-b': 'gd', tok: '', 'tok%': 'f', tok_a: '' } }],
+    ['model_name is an exact match: gpt-4 is not gpt-4o, % is literal', { model_name: { 'gpt-4': 'gda', 'gpt-4o': 'e', 'gpt%': 'b', gpt: '', 'GPT-4': '', 'gpt-4_': '' } }],
+    ['group is an exact match', { group: { vip: 'fed', default: 'gcba', svip: 'h', vi: '' } }],
+    ['request_id is an exact match, not a prefix, case and % included', { request_id: { 'req-1': 'a', 'REQ-1': 'f', 'req%': 'b', req: '', 'req-1-suffix': 'e' } }],
+    ['username is an exact match', { username: { alice: 'feca', bob: 'gdb', ali: '', ALICE: '', 'ali%': '' } }],
+    ['channel filters by channel id, 0 means every channel', { channel: { [fx.c1]: 'ba', [fx.c2]: 'gd', 999: 'f', 0: 'fegcdbah', 12345: '' } }]
+  ]
+  for (const [name, answers] of exact) t.test(name, (t) => listEach(t, fx, '/api/log/', admin, answers))
 
   t.test('type outside 0..7 is a 400 naming type', async (t) => {
     for (const type of ['8', '-1']) {
-      const res = await get(app, '/api/log/', admin.headers, { type })
-      t.equal(res.statusCode, 400, `type=${type}`)
-      t.match(res.json(), { success: false, message: /type/ })
+      assertBadRequest(t, await get(app, '/api/log/', admin.headers, { type }), /type/, `type=${type}`)
     }
   })
 
@@ -121,59 +126,7 @@ t.test('admin list: order and every filter', async (t) => {
 
   t.test('start after end is a 400 naming start_timestamp', async (t) => {
     const res = await get(app, '/api/log/', admin.headers, { start_timestamp: String(T + 31), end_timestamp: String(T + 30) })
-    t.equal(res.statusCode, 400)
-    const body = res.json()
-    t.equal(body.success, false)
-    t.match(body.message, /start_timestamp/)
-    t.notOk('data' in body)
-  })
-
-  t.test('token_name is an exact match', async (t) => {
-    await expectRows(t, { token_name: 'tok-a' }, 'eba')
-    await expectRows(t, { token_name: 'tok-b' }, 'gd')
-    await expectRows(t, { token_name: 'tok' }, '')
-    await expectRows(t, { token_name: 'tok%' }, 'f')
-    await expectRows(t, { token_name: 'tok_a' }, '')
-  })
-
-  t.test('model_name is an exact match: gpt-4 is not gpt-4o, % is literal', async (t) => {
-    await expectRows(t, { model_name: 'gpt-4' }, 'gda')
-    await expectRows(t, { model_name: 'gpt-4o' }, 'e')
-    await expectRows(t, { model_name: 'gpt%' }, 'b')
-    await expectRows(t, { model_name: 'gpt' }, '')
-    await expectRows(t, { model_name: 'GPT-4' }, '')
-    await expectRows(t, { model_name: 'gpt-4_' }, '')
-  })
-
-  t.test('group is an exact match', async (t) => {
-    await expectRows(t, { group: 'vip' }, 'fed')
-    await expectRows(t, { group: 'default' }, 'gcba')
-    await expectRows(t, { group: 'svip' }, 'h')
-    await expectRows(t, { group: 'vi' }, '')
-  })
-
-  t.test('request_id is an exact match, not a prefix, case and % included', async (t) => {
-    await expectRows(t, { request_id: 'req-1' }, 'a')
-    await expectRows(t, { request_id: 'REQ-1' }, 'f')
-    await expectRows(t, { request_id: 'req%' }, 'b')
-    await expectRows(t, { request_id: 'req' }, '')
-    await expectRows(t, { request_id: 'req-1-suffix' }, 'e')
-  })
-
-  t.test('username is an exact match', async (t) => {
-    await expectRows(t, { username: 'alice' }, 'feca')
-    await expectRows(t, { username: 'bob' }, 'gdb')
-    await expectRows(t, { username: 'ali' }, '')
-    await expectRows(t, { username: 'ALICE' }, '')
-    await expectRows(t, { username: 'ali%' }, '')
-  })
-
-  t.test('channel filters by channel id, 0 means every channel', async (t) => {
-    await expectRows(t, { channel: String(fx.c1) }, 'ba')
-    await expectRows(t, { channel: String(fx.c2) }, 'gd')
-    await expectRows(t, { channel: '999' }, 'f')
-    await expectRows(t, { channel: '0' }, 'fegcdbah')
-    await expectRows(t, { channel: '12345' }, '')
+    assertBadRequest(t, res, /start_timestamp/)
   })
 
   t.test('filters combine with AND', async (t) => {
@@ -211,15 +164,8 @@ t.test('admin list: order and every filter', async (t) => {
 t.test('self list: only the caller\'s rows, whatever the query says', async (t) => {
   const fx = await seed(t)
   const { app, alice, bob } = fx
-  const want = (labels: string) => [...labels].map((l) => fx.id[l])
-
-  async function expectRows (t: Tap, user: TestUser, query: Query, labels: string) {
-    const res = await get(app, '/api/log/self', user.headers, query)
-    t.equal(res.statusCode, 200, `${JSON.stringify(query)}: ${res.statusCode === 200 ? 'ok' : res.body}`)
-    const body = res.json()
-    t.strictSame(body.data?.items.map((i: Item) => i.id), want(labels), `rows for ${JSON.stringify(query)}`)
-    t.equal(body.data?.total, labels.length, `total for ${JSON.stringify(query)}`)
-  }
+  const want = (labels: string) => idsOf(fx, labels)
+  const expectRows = (t: Tap, user: TestUser, query: Query, labels: string) => listRows(t, fx, '/api/log/self', user, query, labels)
 
   t.test('envelope and own rows newest first', async (t) => {
     const res = await get(app, '/api/log/self', alice.headers)
@@ -233,16 +179,16 @@ t.test('self list: only the caller\'s rows, whatever the query says', async (t) 
   })
 
   t.test('the self filters work on the caller\'s rows', async (t) => {
-    await expectRows(t, alice, { type: '2' }, 'ea')
-    await expectRows(t, alice, { type: '0' }, 'feca')
+    await listEach(t, fx, '/api/log/self', alice, {
+      type: { 2: 'ea', 0: 'feca' },
+      start_timestamp: { [T + 10]: 'feca' },
+      end_timestamp: { [T + 10]: 'a' },
+      token_name: { 'tok-a': 'ea' },
+      model_name: { 'gpt-4': 'a' },
+      group: { vip: 'fe' },
+      request_id: { 'req-1': 'a', 'req-2': '' }
+    })
     await expectRows(t, alice, { start_timestamp: String(T + 30), end_timestamp: String(T + 40) }, 'ec')
-    await expectRows(t, alice, { start_timestamp: String(T + 10) }, 'feca')
-    await expectRows(t, alice, { end_timestamp: String(T + 10) }, 'a')
-    await expectRows(t, alice, { token_name: 'tok-a' }, 'ea')
-    await expectRows(t, alice, { model_name: 'gpt-4' }, 'a')
-    await expectRows(t, alice, { group: 'vip' }, 'fe')
-    await expectRows(t, alice, { request_id: 'req-1' }, 'a')
-    await expectRows(t, alice, { request_id: 'req-2' }, '')
     await expectRows(t, bob, { token_name: 'tok-a' }, 'b')
     await expectRows(t, alice, { token_name: '', model_name: '', group: '', request_id: '' }, 'feca')
   })
@@ -259,9 +205,7 @@ t.test('self list: only the caller\'s rows, whatever the query says', async (t) 
   })
 
   t.test('start after end is a 400 naming start_timestamp', async (t) => {
-    const res = await get(app, '/api/log/self', alice.headers, { start_timestamp: '11', end_timestamp: '10' })
-    t.equal(res.statusCode, 400)
-    t.match(res.json(), { success: false, message: /start_timestamp/ })
+    assertBadRequest(t, await get(app, '/api/log/self', alice.headers, { start_timestamp: '11', end_timestamp: '10' }), /start_timestamp/)
   })
 })
 
@@ -270,88 +214,50 @@ t.test('item shapes', async (t) => {
   const admin = await createUser(app.db, { role: 100, username: 'root' })
   const alice = await createUser(app.db, { username: 'alice' })
   const [channel] = await app.db.insertInto('channels').values({ name: 'openai-main' }).returning('id').execute()
-  const other = '{"admin_info":{"use_channel":["3"]},"cache_ratio":0.5}'
+  // A row with every column set: the columns a user sees, and those only an admin sees.
+  const userPart = {
+    user_id: alice.id,
+    created_at: T + 3,
+    type: 2,
+    content: '模型倍率 2.5，补全倍率 1',
+    token_name: 'my-key',
+    model_name: 'gpt-4o-mini',
+    quota: 1234,
+    prompt_tokens: 100,
+    completion_tokens: 200,
+    use_time: 7,
+    is_stream: true,
+    group: 'vip',
+    request_id: 'req-abc'
+  }
+  const adminPart = { username: 'alice', channel_id: channel!.id, token_id: 42, ip: '203.0.113.9', other: '{"admin_info":{"use_channel":["3"]},"cache_ratio":0.5}' }
   const [full, unknownChannel, noChannel] = await insertLogs(app.db, [
-    {
-      user_id: alice.id,
-      created_at: T + 3,
-      type: 2,
-      content: '模型倍率 2.5，补全倍率 1',
-      username: 'alice',
-      token_name: 'my-key',
-      model_name: 'gpt-4o-mini',
-      quota: 1234,
-      prompt_tokens: 100,
-      completion_tokens: 200,
-      use_time: 7,
-      is_stream: true,
-      channel_id: channel!.id,
-      token_id: 42,
-      group: 'vip',
-      ip: '203.0.113.9',
-      request_id: 'req-abc',
-      other
-    },
+    { ...userPart, ...adminPart },
     { user_id: alice.id, created_at: T + 2, type: 2, channel_id: 4242 },
     { user_id: alice.id, created_at: T + 1, type: 1 }
   ])
 
-  t.test('admin item: exact field list and values, channel_name from channels', async (t) => {
-    const res = await get(app, '/api/log/', admin.headers)
+  /** GET url as user: the three rows, each with exactly these fields, the full row first as given. */
+  async function expectItems (t: Tap, url: string, user: TestUser, fields: string[], first: Record<string, unknown>) {
+    const res = await get(app, url, user.headers)
     t.equal(res.statusCode, 200)
     const items = res.json().data.items
     t.equal(items.length, 3)
-    for (const item of items) t.strictSame(Object.keys(item).sort(), ADMIN_FIELDS)
-    t.strictSame(items[0], {
-      id: full,
-      user_id: alice.id,
-      created_at: T + 3,
-      type: 2,
-      content: '模型倍率 2.5，补全倍率 1',
-      username: 'alice',
-      token_name: 'my-key',
-      model_name: 'gpt-4o-mini',
-      quota: 1234,
-      prompt_tokens: 100,
-      completion_tokens: 200,
-      use_time: 7,
-      is_stream: true,
-      channel_id: channel!.id,
-      channel_name: 'openai-main',
-      token_id: 42,
-      group: 'vip',
-      ip: '203.0.113.9',
-      request_id: 'req-abc',
-      other
-    })
+    for (const item of items) t.strictSame(Object.keys(item).sort(), fields)
+    t.strictSame(items[0], first)
+    return { body: res.body, items }
+  }
+
+  t.test('admin item: exact field list and values, channel_name from channels', async (t) => {
+    const { items } = await expectItems(t, '/api/log/', admin, ADMIN_FIELDS, { id: full, ...userPart, ...adminPart, channel_name: 'openai-main' })
     t.equal(typeof items[0].other, 'string', 'other is the stored JSON string, not an object')
     t.match(items[1], { id: unknownChannel, channel_id: 4242, channel_name: '' })
     t.match(items[2], { id: noChannel, channel_id: 0, channel_name: '', other: '', is_stream: false, quota: 0 })
   })
 
   t.test('user item: exact field list, no channel, ip or other', async (t) => {
-    const res = await get(app, '/api/log/self', alice.headers)
-    t.equal(res.statusCode, 200)
-    const items = res.json().data.items
-    t.equal(items.length, 3)
-    for (const item of items) t.strictSame(Object.keys(item).sort(), USER_FIELDS)
-    t.strictSame(items[0], {
-      id: full,
-      user_id: alice.id,
-      created_at: T + 3,
-      type: 2,
-      content: '模型倍率 2.5，补全倍率 1',
-      token_name: 'my-key',
-      model_name: 'gpt-4o-mini',
-      quota: 1234,
-      prompt_tokens: 100,
-      completion_tokens: 200,
-      use_time: 7,
-      is_stream: true,
-      group: 'vip',
-      request_id: 'req-abc'
-    })
-    t.notMatch(res.body, /203\.0\.113\.9|openai-main|admin_info|channel/)
+    const { body } = await expectItems(t, '/api/log/self', alice, USER_FIELDS, { id: full, ...userPart })
+    t.notMatch(body, /203\.0\.113\.9|openai-main|admin_info|channel/)
   })
 })
 
@@ -402,10 +308,7 @@ t.test('numbers are JSON numbers, even past 2^32', async (t) => {
 })
 
 t.test('pagination', async (t) => {
-  const app = await buildTestApp(t)
-  const admin = await createUser(app.db, { role: 10 })
-  const alice = await createUser(app.db, { username: 'alice' })
-  const bob = await createUser(app.db, { username: 'bob' })
+  const { app, admin, alice, bob } = await buildCast(t)
   // 45 rows of alice's, three per second, inserted in a scrambled order; 5 of bob's, older.
   const rows: Array<Insertable<LogsTable>> = []
   for (let i = 0; i < 45; i++) {
@@ -413,11 +316,7 @@ t.test('pagination', async (t) => {
     rows.push({ user_id: alice.id, created_at: T + 100 + Math.floor(k / 3), type: 2, content: `row ${k}` })
   }
   for (let i = 0; i < 5; i++) rows.push({ user_id: bob.id, created_at: T + i, type: 2 })
-  const ids = await insertLogs(app.db, rows)
-  const newestFirst = (indexes: number[]) => indexes
-    .map((i) => ({ id: ids[i]!, created: rows[i]!.created_at as number }))
-    .sort((x, y) => y.created - x.created || y.id - x.id)
-    .map((r) => r.id)
+  const newestFirst = await insertOrdered(app.db, rows)
   const aliceOrder = newestFirst([...Array(45).keys()])
   const allOrder = newestFirst([...Array(50).keys()])
   t.not(aliceOrder.join(), [...aliceOrder].sort((x, y) => y - x).join(), 'fixture: id order differs from created_at order')
@@ -468,21 +367,13 @@ t.test('pagination', async (t) => {
 
     t.test(`${c.name}: page_size outside 1..100 or not an integer is a 400 naming page_size`, async (t) => {
       for (const pageSize of ['0', '101', '-1', 'abc', '1.5', '1000']) {
-        const res = await get(app, c.url, c.user.headers, { page_size: pageSize })
-        t.equal(res.statusCode, 400, `page_size=${pageSize}`)
-        const body = res.json()
-        t.equal(body.success, false)
-        t.match(body.message, /page_size/, `page_size=${pageSize}: ${body.message}`)
+        assertBadRequest(t, await get(app, c.url, c.user.headers, { page_size: pageSize }), /page_size/, `page_size=${pageSize}`)
       }
     })
 
     t.test(`${c.name}: p below 1 or not an integer is a 400 naming p`, async (t) => {
       for (const p of ['0', '-1', 'abc', '2.5']) {
-        const res = await get(app, c.url, c.user.headers, { p })
-        t.equal(res.statusCode, 400, `p=${p}`)
-        const body = res.json()
-        t.equal(body.success, false)
-        t.match(body.message, /\bp\b/, `p=${p}: ${body.message}`)
+        assertBadRequest(t, await get(app, c.url, c.user.headers, { p }), /\bp\b/, `p=${p}`)
       }
     })
   }

@@ -2,8 +2,10 @@ import t, { type Test } from 'tap'
 import { sql, type Insertable } from 'kysely'
 import type { App } from '../../src/app.js'
 import type { LogsTable } from '../../src/db/types.js'
-import { buildTestApp, createUser, insertLogs, type TestUser } from '../helpers/app.js'
+import type { TestUser } from '../helpers/app.js'
+import { assertBadRequest } from '../helpers/envelope.js'
 import { ADMIN_FIELDS, USER_FIELDS } from '../helpers/fields.js'
+import { buildCast, insertLabelled, insertOrdered, type Cast } from '../helpers/labelled.js'
 
 // GET /api/log/search (admin) and GET /api/log/self/search (user): keyword rules, literal and
 // case-insensitive matching, the integer-keyword type match, the 100-newest cap.
@@ -16,11 +18,7 @@ async function search (app: App, url: string, user: TestUser, query: Record<stri
   return await app.inject({ method: 'GET', url, headers: user.headers, query })
 }
 
-interface Fixture {
-  app: App
-  admin: TestUser
-  alice: TestUser
-  bob: TestUser
+interface Fixture extends Cast {
   id: Record<string, number>
   channel: number
 }
@@ -28,10 +26,8 @@ interface Fixture {
 // No content below holds a digit 3 except 'digits' and 'cjk128' does not either: keyword '3'
 // matches exactly the type-3 rows plus 'digits'.
 async function seed (t: Test): Promise<Fixture> {
-  const app = await buildTestApp(t)
-  const admin = await createUser(app.db, { role: 10, username: 'admin' })
-  const alice = await createUser(app.db, { username: 'alice' })
-  const bob = await createUser(app.db, { username: 'bob' })
+  const cast = await buildCast(t)
+  const { app, alice, bob } = cast
   const [ch] = await app.db.insertInto('channels').values({ name: 'azure-east' }).returning('id').execute()
   const channel = ch!.id
   const labelled: Array<[string, Insertable<LogsTable>]> = [
@@ -50,22 +46,36 @@ async function seed (t: Test): Promise<Fixture> {
     ['digits', { user_id: bob.id, username: 'bob', created_at: T + 19, type: 2, content: 'retry 3 times' }],
     ['cjk128', { user_id: alice.id, username: 'alice', created_at: T + 5, type: 5, content: `前${'日志'.repeat(64)}后` }]
   ]
-  const ids = await insertLogs(app.db, labelled.map(([, r]) => r))
-  const id: Record<string, number> = {}
-  labelled.forEach(([label], i) => { id[label] = ids[i]! })
-  return { app, admin, alice, bob, id, channel }
+  return { ...cast, id: await insertLabelled(app.db, labelled), channel }
+}
+
+const idsOf = (fx: Fixture, labels: string[]) => labels.map((l) => fx.id[l])
+
+/** A search for keyword at url, as user: a 200 with exactly the labelled rows, in that order. */
+async function searchRows (t: Test, fx: Fixture, url: string, user: TestUser, keyword: string, labels: string[]) {
+  const res = await search(fx.app, url, user, { keyword })
+  const shown = JSON.stringify(keyword).slice(0, 40)
+  t.equal(res.statusCode, 200, `keyword ${shown}: ${res.statusCode === 200 ? 'ok' : res.body}`)
+  t.strictSame(res.json().data?.map((i: Item) => i.id), idsOf(fx, labels), `rows for keyword ${shown}`)
+}
+
+/** The same search answers at url and at url/ (the keyword written into the URL). */
+function bothPathsAnswer (t: Test, fx: Fixture, url: string, user: TestUser, keyword: string, labels: string[]) {
+  t.test(`both ${url} and ${url}/ answer`, async (t) => {
+    for (const path of [url, `${url}/`]) {
+      const withQuery = `${path}?keyword=${encodeURIComponent(keyword)}`
+      const res = await fx.app.inject({ url: withQuery, headers: user.headers })
+      t.equal(res.statusCode, 200, withQuery)
+      t.strictSame(res.json().data.map((i: Item) => i.id), idsOf(fx, labels), withQuery)
+    }
+  })
 }
 
 t.test('admin search', async (t) => {
   const fx = await seed(t)
   const { app, admin } = fx
-  const want = (labels: string[]) => labels.map((l) => fx.id[l])
 
-  async function expectRows (t: Test, keyword: string, labels: string[]) {
-    const res = await search(app, '/api/log/search', admin, { keyword })
-    t.equal(res.statusCode, 200, `keyword ${JSON.stringify(keyword).slice(0, 40)}: ${res.statusCode === 200 ? 'ok' : res.body}`)
-    t.strictSame(res.json().data?.map((i: Item) => i.id), want(labels), `rows for keyword ${JSON.stringify(keyword).slice(0, 40)}`)
-  }
+  const expectRows = (t: Test, keyword: string, labels: string[]) => searchRows(t, fx, '/api/log/search', admin, keyword, labels)
 
   t.test('envelope, admin item fields, channel_name', async (t) => {
     const res = await search(app, '/api/log/search', admin, { keyword: 'error' })
@@ -146,7 +156,7 @@ t.test('admin search', async (t) => {
     await expectRows(t, 'straße', ['umlaut'])
     const res = await search(app, '/api/log/search', admin, { keyword: 'äbc' })
     t.equal(res.statusCode, 200)
-    t.strictSame(res.json().data.map((i: Item) => i.id), folds ? want(['umlaut']) : [], 'äbc finds ÄBC exactly when the database folds case')
+    t.strictSame(res.json().data.map((i: Item) => i.id), folds ? idsOf(fx, ['umlaut']) : [], 'äbc finds ÄBC exactly when the database folds case')
   })
 
   t.test('keyword length: 128 characters after trimming, counted as characters', async (t) => {
@@ -156,9 +166,7 @@ t.test('admin search', async (t) => {
     await expectRows(t, '😀'.repeat(128), [])
     await expectRows(t, 'x'.repeat(128), [])
     for (const keyword of ['x'.repeat(129), '日'.repeat(129), '😀'.repeat(129), `${cjk128}後`]) {
-      const res = await search(app, '/api/log/search', admin, { keyword })
-      t.equal(res.statusCode, 400, `${[...keyword].length} characters`)
-      t.match(res.json(), { success: false, message: /keyword/ })
+      assertBadRequest(t, await search(app, '/api/log/search', admin, { keyword }), /keyword/, `${[...keyword].length} characters`)
     }
   })
 
@@ -169,34 +177,18 @@ t.test('admin search', async (t) => {
   t.test('missing, empty or whitespace-only keyword is a 400 naming keyword', async (t) => {
     const queries: Array<Record<string, string>> = [{}, { keyword: '' }, { keyword: '   ' }, { keyword: '\t \t' }]
     for (const query of queries) {
-      const res = await search(app, '/api/log/search', admin, query)
-      t.equal(res.statusCode, 400, JSON.stringify(query))
-      const body = res.json()
-      t.equal(body.success, false)
-      t.match(body.message, /keyword/)
-      t.notOk('data' in body)
+      assertBadRequest(t, await search(app, '/api/log/search', admin, query), /keyword/, JSON.stringify(query))
     }
   })
 
-  t.test('both /api/log/search and /api/log/search/ answer', async (t) => {
-    for (const url of ['/api/log/search?keyword=ERROR%3A', '/api/log/search/?keyword=ERROR%3A']) {
-      const res = await app.inject({ url, headers: admin.headers })
-      t.equal(res.statusCode, 200, url)
-      t.strictSame(res.json().data.map((i: Item) => i.id), want(['upper']), url)
-    }
-  })
+  bothPathsAnswer(t, fx, '/api/log/search', admin, 'ERROR:', ['upper'])
 })
 
 t.test('self search', async (t) => {
   const fx = await seed(t)
   const { app, alice, bob } = fx
-  const want = (labels: string[]) => labels.map((l) => fx.id[l])
 
-  async function expectRows (t: Test, user: TestUser, keyword: string, labels: string[]) {
-    const res = await search(app, '/api/log/self/search', user, { keyword })
-    t.equal(res.statusCode, 200, `keyword ${JSON.stringify(keyword).slice(0, 40)}: ${res.statusCode === 200 ? 'ok' : res.body}`)
-    t.strictSame(res.json().data?.map((i: Item) => i.id), want(labels), `rows for keyword ${JSON.stringify(keyword).slice(0, 40)}`)
-  }
+  const expectRows = (t: Test, user: TestUser, keyword: string, labels: string[]) => searchRows(t, fx, '/api/log/self/search', user, keyword, labels)
 
   t.test('user item fields only', async (t) => {
     const res = await search(app, '/api/log/self/search', alice, { keyword: 'error' })
@@ -234,9 +226,7 @@ t.test('self search', async (t) => {
   t.test('keyword rules on /self', async (t) => {
     const queries: Array<Record<string, string>> = [{}, { keyword: '  ' }, { keyword: 'y'.repeat(129) }]
     for (const query of queries) {
-      const res = await search(app, '/api/log/self/search', alice, query)
-      t.equal(res.statusCode, 400, JSON.stringify(query).slice(0, 40))
-      t.match(res.json(), { success: false, message: /keyword/ })
+      assertBadRequest(t, await search(app, '/api/log/self/search', alice, query), /keyword/, JSON.stringify(query).slice(0, 40))
     }
     await expectRows(t, alice, ' ERROR ', ['mixed', 'upper'])
   })
@@ -244,23 +234,14 @@ t.test('self search', async (t) => {
   t.test('admin-only parameters do not widen /self/search', async (t) => {
     const res = await app.inject({ url: '/api/log/self/search', headers: bob.headers, query: { keyword: 'error', username: 'alice', user_id: String(alice.id) } })
     t.equal(res.statusCode, 200)
-    t.strictSame(res.json().data.map((i: Item) => i.id), want(['lower']))
+    t.strictSame(res.json().data.map((i: Item) => i.id), idsOf(fx, ['lower']))
   })
 
-  t.test('both /api/log/self/search and /api/log/self/search/ answer', async (t) => {
-    for (const url of ['/api/log/self/search?keyword=error', '/api/log/self/search/?keyword=error']) {
-      const res = await app.inject({ url, headers: bob.headers })
-      t.equal(res.statusCode, 200, url)
-      t.strictSame(res.json().data.map((i: Item) => i.id), want(['lower']), url)
-    }
-  })
+  bothPathsAnswer(t, fx, '/api/log/self/search', bob, 'error', ['lower'])
 })
 
 t.test('at most the 100 newest matches, newest first', async (t) => {
-  const app = await buildTestApp(t)
-  const admin = await createUser(app.db, { role: 10 })
-  const alice = await createUser(app.db)
-  const bob = await createUser(app.db)
+  const { app, admin, alice, bob } = await buildCast(t)
   // 130 matching rows of alice's, two per second, inserted scrambled; newer rows that do not match;
   // bob's matching rows, the newest of all, which alice's own search must skip.
   const rows: Array<Insertable<LogsTable>> = []
@@ -270,11 +251,7 @@ t.test('at most the 100 newest matches, newest first', async (t) => {
   }
   for (let i = 0; i < 10; i++) rows.push({ user_id: alice.id, created_at: T + 1000 + i, type: 2, content: 'haystack only' })
   for (let i = 0; i < 30; i++) rows.push({ user_id: bob.id, created_at: T + 2000 + i, type: 2, content: 'bob needle' })
-  const ids = await insertLogs(app.db, rows)
-  const newestFirst = (indexes: number[]) => indexes
-    .map((i) => ({ id: ids[i]!, created: rows[i]!.created_at as number }))
-    .sort((x, y) => y.created - x.created || y.id - x.id)
-    .map((r) => r.id)
+  const newestFirst = await insertOrdered(app.db, rows)
   const aliceMatches = newestFirst([...Array(130).keys()])
   const allMatches = newestFirst([...Array(130).keys(), ...Array.from({ length: 30 }, (_, i) => 140 + i)])
 

@@ -1,9 +1,8 @@
 // GET /api/log/stat (admin) and GET /api/log/self/stat (user): quota over [start, end], rpm and
 // tpm over the last 60 seconds, exact over the rows as stored.
 import t from 'tap'
-import pg from 'pg'
-import { buildApp } from '../../src/app.js'
-import { buildTestApp, createTestDatabase, createUser, insertLogs, testConfig } from '../helpers/app.js'
+import { buildTestApp, createTestDatabase, createUser, insertLogs } from '../helpers/app.js'
+import { buildAppOn, lockLogs, whileChanged } from '../helpers/session.js'
 
 // A fixed window far in the past; the rpm/tpm rows sit a few seconds before "now".
 const base = 1_700_000_000
@@ -232,26 +231,18 @@ t.test('self stat', async (t) => {
 t.test('a failing stat answers 503 with its failure message', async (t) => {
   const url = await createTestDatabase(t)
   // Every statement is bounded at 100 ms; the stat query waits on a table lock held below.
-  const app = await buildApp({ ...testConfig({ DB_STATEMENT_TIMEOUT_MS: 100 }), DATABASE_URL: url })
-  t.teardown(() => app.close())
+  const app = await buildAppOn(t, url, { DB_STATEMENT_TIMEOUT_MS: 100 })
   const admin = await createUser(app.db, { role: 10 })
   const user = await createUser(app.db)
 
-  const locker = new pg.Client({ connectionString: url })
-  await locker.connect()
-  t.teardown(() => locker.end())
-  await locker.query('begin')
-  await locker.query('lock table logs in access exclusive mode')
-  try {
+  await whileChanged(t, url, lockLogs, async () => {
     for (const [path, headers] of [['/api/log/stat', admin.headers], ['/api/log/self/stat', user.headers]] as const) {
       const res = await app.inject({ url: path, headers })
       t.equal(res.statusCode, 503, path)
       t.match(res.json(), { success: false, message: '获取统计信息失败' })
       t.equal(res.json().message, '获取统计信息失败')
     }
-  } finally {
-    await locker.query('rollback')
-  }
+  })
 
   const res = await app.inject({ url: '/api/log/stat', headers: admin.headers })
   t.equal(res.statusCode, 200, 'answers again once the lock is gone')

@@ -1,7 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import type { LightMyRequestResponse } from 'fastify'
+import type { Config } from '../../src/config.js'
 import { buildTestApp, createApiKey, createUser, insertLogs } from '../helpers/app.js'
+import { assertBadRequest } from '../helpers/envelope.js'
 
 const TOKEN_INVALID = 'Token不存在或无权限'
 
@@ -22,31 +24,29 @@ t.test('GET /api/log/token', async (t) => {
   const keyB = await createApiKey(app.db, owner.id, { name: 'beta' })
   const strangerKey = await createApiKey(app.db, stranger.id, { name: 'gamma' })
 
+  // a4 has every column set: the columns a user item shows, and those it must not.
+  const a4Shown = {
+    user_id: owner.id,
+    created_at: 1_700_000_300,
+    type: 2,
+    content: 'a4',
+    token_name: 'alpha',
+    model_name: 'gpt-4o',
+    quota: 5_000_000_000,
+    prompt_tokens: 1200,
+    completion_tokens: 345,
+    use_time: 7,
+    is_stream: true,
+    group: 'vip',
+    request_id: 'req-a4'
+  }
+  const a4Hidden = { token_id: keyA.id, username: owner.username, channel_id: 42, ip: '203.0.113.9', other: '{"admin_info":{"x":1}}' }
   const [a1, a2, a3, a4] = await insertLogs(app.db, [
     { user_id: owner.id, created_at: 1_700_000_100, type: 2, token_id: keyA.id, token_name: 'alpha', content: 'a1' },
     { user_id: owner.id, created_at: 1_700_000_300, type: 2, token_id: keyA.id, token_name: 'alpha', content: 'a2' },
     { user_id: owner.id, created_at: 1_700_000_200, type: 2, token_id: keyA.id, token_name: 'alpha', content: 'a3' },
     // Same second as a2, inserted later: the higher id comes first.
-    {
-      user_id: owner.id,
-      created_at: 1_700_000_300,
-      type: 2,
-      token_id: keyA.id,
-      token_name: 'alpha',
-      content: 'a4',
-      username: owner.username,
-      model_name: 'gpt-4o',
-      quota: 5_000_000_000,
-      prompt_tokens: 1200,
-      completion_tokens: 345,
-      use_time: 7,
-      is_stream: true,
-      channel_id: 42,
-      group: 'vip',
-      ip: '203.0.113.9',
-      request_id: 'req-a4',
-      other: '{"admin_info":{"x":1}}'
-    }
+    { ...a4Shown, ...a4Hidden }
   ])
   const [b1] = await insertLogs(app.db, [
     { user_id: owner.id, created_at: 1_700_000_400, type: 2, token_id: keyB.id, token_name: 'beta', content: 'b1' },
@@ -173,22 +173,7 @@ t.test('GET /api/log/token', async (t) => {
         t.notOk(hidden in item, `no ${hidden}`)
       }
     }
-    t.strictSame(items[0], {
-      id: a4,
-      user_id: owner.id,
-      created_at: 1_700_000_300,
-      type: 2,
-      content: 'a4',
-      token_name: 'alpha',
-      model_name: 'gpt-4o',
-      quota: 5_000_000_000,
-      prompt_tokens: 1200,
-      completion_tokens: 345,
-      use_time: 7,
-      is_stream: true,
-      group: 'vip',
-      request_id: 'req-a4'
-    })
+    t.strictSame(items[0], { id: a4, ...a4Shown })
     t.notOk(res.payload.includes('203.0.113.9'), 'the ip is nowhere in the body')
     t.notOk(res.payload.includes('admin_info'), 'other is nowhere in the body')
     t.match(res.payload, /"quota":5000000000[,}]/, 'a bigint quota is a JSON number')
@@ -223,19 +208,13 @@ t.test('paging', async (t) => {
 
   t.test('page_size outside 1..1000 or not an integer: 400 naming it', async (t) => {
     for (const pageSize of ['0', '1001', '-1', 'abc', '1.5']) {
-      const res = await get({ page_size: pageSize })
-      t.equal(res.statusCode, 400, JSON.stringify(pageSize))
-      t.match(res.json(), { success: false, message: /page_size/ })
+      assertBadRequest(t, await get({ page_size: pageSize }), /page_size/, JSON.stringify(pageSize))
     }
   })
 
   t.test('p below 1 or not an integer: 400 naming it', async (t) => {
     for (const p of ['0', '-3', 'x', '2.5']) {
-      const res = await get({ p })
-      t.equal(res.statusCode, 400, JSON.stringify(p))
-      const body = res.json()
-      t.equal(body.success, false)
-      t.match(body.message, /\bp\b/)
+      assertBadRequest(t, await get({ p }), /\bp\b/, JSON.stringify(p))
     }
   })
 })
@@ -290,12 +269,18 @@ t.test('CORS', async (t) => {
   })
 })
 
+/** An app whose /token route lets each client in three times an hour, called with one valid key. */
+async function rateLimited (t: Test, overrides: Partial<Config> = {}) {
+  const app = await buildTestApp(t, { TOKEN_RATE_LIMIT_MAX: 3, TOKEN_RATE_LIMIT_WINDOW_MS: 3_600_000, ...overrides })
+  const owner = await createUser(app.db)
+  const key = await createApiKey(app.db, owner.id)
+  return (headers: Record<string, string>, remoteAddress?: string) => app.inject({ url: '/api/log/token', query: { key: key.key }, headers, remoteAddress })
+}
+
 t.test('rate limit per client IP', async (t) => {
   t.test('the request over the limit gets a 429 with Retry-After, in the envelope', async (t) => {
-    const app = await buildTestApp(t, { TOKEN_RATE_LIMIT_MAX: 3, TOKEN_RATE_LIMIT_WINDOW_MS: 3_600_000 })
-    const owner = await createUser(app.db)
-    const key = await createApiKey(app.db, owner.id)
-    const get = (remoteAddress?: string) => app.inject({ url: '/api/log/token', query: { key: key.key }, headers: { origin: 'https://x.example' }, remoteAddress })
+    const call = await rateLimited(t)
+    const get = (remoteAddress?: string) => call({ origin: 'https://x.example' }, remoteAddress)
 
     for (let i = 1; i <= 3; i++) t.equal((await get()).statusCode, 200, `request ${i}`)
     const limited = await get()
@@ -313,14 +298,8 @@ t.test('rate limit per client IP', async (t) => {
   })
 
   t.test('behind a trusted proxy, X-Forwarded-For names the client', async (t) => {
-    const app = await buildTestApp(t, { TOKEN_RATE_LIMIT_MAX: 3, TOKEN_RATE_LIMIT_WINDOW_MS: 3_600_000, TRUST_PROXY: 'true' })
-    const owner = await createUser(app.db)
-    const key = await createApiKey(app.db, owner.id)
-    const get = (forwardedFor?: string) => app.inject({
-      url: '/api/log/token',
-      query: { key: key.key },
-      headers: forwardedFor === undefined ? {} : { 'x-forwarded-for': forwardedFor }
-    })
+    const call = await rateLimited(t, { TRUST_PROXY: 'true' })
+    const get = (forwardedFor?: string) => call(forwardedFor === undefined ? {} : { 'x-forwarded-for': forwardedFor })
 
     for (let i = 1; i <= 3; i++) t.equal((await get('203.0.113.1')).statusCode, 200, `request ${i}`)
     t.equal((await get('203.0.113.1')).statusCode, 429, 'the fourth from 203.0.113.1')
@@ -329,10 +308,8 @@ t.test('rate limit per client IP', async (t) => {
   })
 
   t.test('without a trusted proxy, X-Forwarded-For is ignored', async (t) => {
-    const app = await buildTestApp(t, { TOKEN_RATE_LIMIT_MAX: 3, TOKEN_RATE_LIMIT_WINDOW_MS: 3_600_000, TRUST_PROXY: 'false' })
-    const owner = await createUser(app.db)
-    const key = await createApiKey(app.db, owner.id)
-    const get = (forwardedFor: string) => app.inject({ url: '/api/log/token', query: { key: key.key }, headers: { 'x-forwarded-for': forwardedFor } })
+    const call = await rateLimited(t, { TRUST_PROXY: 'false' })
+    const get = (forwardedFor: string) => call({ 'x-forwarded-for': forwardedFor })
 
     for (let i = 1; i <= 3; i++) t.equal((await get(`198.51.100.${i}`)).statusCode, 200, `request ${i}`)
     const limited = await get('198.51.100.99')

@@ -2,6 +2,7 @@ import t from 'tap'
 import { redactUrl } from '../../src/app.js'
 import { INVALID_PARAM, parseQueryString } from '../../src/lib/querystring.js'
 import { buildTestApp, createUser } from '../helpers/app.js'
+import { assertBadRequest } from '../helpers/envelope.js'
 
 t.test('parseQueryString', async (t) => {
   t.test('plain pairs', async (t) => {
@@ -85,26 +86,15 @@ t.test('through the app, a bad parameter is a 400 naming it', async (t) => {
 
   for (const raw of ['%00', 'gpt%00', '%FF', '%E4%B8']) {
     t.test(`/api/log/self?model_name=${raw}`, async (t) => {
-      const res = await app.inject({ url: `/api/log/self?model_name=${raw}`, headers: user.headers })
-      t.equal(res.statusCode, 400)
-      const body = res.json()
-      t.equal(body.success, false)
-      t.match(body.message, /model_name/)
-      t.notOk('data' in body)
+      assertBadRequest(t, await app.inject({ url: `/api/log/self?model_name=${raw}`, headers: user.headers }), /model_name/)
     })
   }
 
   t.test('admin routes and /token too', async (t) => {
     const admin = await createUser(app.db, { role: 10 })
-    const list = await app.inject({ url: '/api/log/?username=%FF', headers: admin.headers })
-    t.equal(list.statusCode, 400)
-    t.match(list.json(), { success: false, message: /username/ })
-    const search = await app.inject({ url: '/api/log/search?keyword=%00', headers: admin.headers })
-    t.equal(search.statusCode, 400)
-    t.match(search.json(), { success: false, message: /keyword/ })
-    const token = await app.inject({ url: '/api/log/token?key=%E4%B8' })
-    t.equal(token.statusCode, 400)
-    t.match(token.json(), { success: false, message: /key/ })
+    assertBadRequest(t, await app.inject({ url: '/api/log/?username=%FF', headers: admin.headers }), /username/, 'list')
+    assertBadRequest(t, await app.inject({ url: '/api/log/search?keyword=%00', headers: admin.headers }), /keyword/, 'search')
+    assertBadRequest(t, await app.inject({ url: '/api/log/token?key=%E4%B8' }), /key/, 'token')
   })
 
   t.test('well-formed UTF-8 still works', async (t) => {
