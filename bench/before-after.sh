@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark of one commit and of the work tree, one right after the other, on the same data:
 # seeds a template database once, copies it for each run (the purge phase deletes 30 %), runs
-# `npm run bench` in a worktree of BEFORE_REF and then here. Both JSON reports land in bench/out/.
+# `npm run bench` in a worktree of BEFORE_REF and then here (ORDER=after-first: the other way
+# round; SUFFIX names a second pair of reports). Both JSON reports land in bench/out/.
 #
 #   bash bench/before-after.sh <before-ref> [rows] [admin-url]
 #   bash bench/before-after.sh 5746f45 1000000 postgres://postgres@127.0.0.1:5432/postgres [bench options…]
@@ -33,5 +34,14 @@ for side in before after; do
   psql_admin "create database bench_$side template bench_template"
 done
 
-(cd "$worktree" && npm run -s bench -- --database-url "$(db_url bench_before)" --rows "$rows" --out "$here/bench/out/before.json" "$@") | tee bench/out/before.txt
-npm run -s bench -- --database-url "$(db_url bench_after)" --rows "$rows" --out "$here/bench/out/after.json" "$@" | tee bench/out/after.txt
+run_before () { (cd "$worktree" && npm run -s bench -- --database-url "$(db_url bench_before)" --rows "$rows" --out "$here/bench/out/before$suffix.json" "$@") | tee "bench/out/before$suffix.txt"; }
+run_after () { npm run -s bench -- --database-url "$(db_url bench_after)" --rows "$rows" --out "$here/bench/out/after$suffix.json" "$@" | tee "bench/out/after$suffix.txt"; }
+# ORDER=after-first runs the tree first: two runs in both orders (ABBA) cancel a drift of the machine.
+suffix=${SUFFIX:-}
+if [ "${ORDER:-}" = after-first ]; then
+  run_after "$@"
+  run_before "$@"
+else
+  run_before "$@"
+  run_after "$@"
+fi

@@ -2,8 +2,9 @@ import { sql, type RawBuilder } from 'kysely'
 
 // The rollups of logs, declared once. The window planner, the readers' sums, the fold, the purge's
 // per-unit deletes, the seed's direct writes and the Database types are all derived from ROLLUPS:
-// adding a grain is one entry here and one migration creating its table (and its trigger-free
-// primary key on the key columns below, INCLUDE (n, quota)).
+// adding a grain is one entry here and one migration that creates its table (primary key on
+// keyColumns() INCLUDE (n, quota)), fills it from the existing rows, and adds it to the tables
+// the TRUNCATE trigger's function (logs_stat_on_truncate) empties.
 //
 // Rules every entry obeys (checked at load by assertRollupModel):
 // - a scope's grains nest: each one's seconds are a whole multiple of the next finer one's, and the
