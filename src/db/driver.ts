@@ -25,13 +25,14 @@ export class PlannedPostgresDialect extends PostgresDialect {
 
 class PlannedPostgresDriver implements Driver {
   readonly #names = new Map<string, string>()
+  readonly #name = (query: CompiledQuery) => this.#nameOf(query)
 
   constructor (private readonly pool: pg.Pool, private readonly prepare: boolean) {}
 
   async init (): Promise<void> {}
 
   async acquireConnection (): Promise<DatabaseConnection> {
-    return new PlannedConnection(await this.pool.connect(), (query) => this.#nameOf(query))
+    return new PlannedConnection(await this.pool.connect(), this.#name)
   }
 
   async beginTransaction (conn: DatabaseConnection, settings: TransactionSettings): Promise<void> {

@@ -27,13 +27,13 @@ function rawSums (db: Kysely<Database>, f: LogFilter, start: Bound | undefined, 
 type RollupRow = StatSums & { user_id: number }
 
 function rollupSums (db: Kysely<Database>, r: Rollup, f: LogFilter, range: BoundRange) {
-  const unit = db.dynamic.ref(`r.${r.unit}`)
   // The table is the model's: the builder cannot type a table chosen at run time, so it is read
   // as the columns every rollup has.
-  let query = db.selectFrom(sql<RollupRow>`${sql.table(r.table)}`.as('r')).select(sums)
-  if (r.scope === 'user') query = query.where('r.user_id', '=', f.userId!)
-  query = query.where(unit, '>=', range.first).where(unit, '<=', range.last)
-  return f.type ? query.where('r.type', '=', f.type) : query
+  const rollups = db as unknown as Kysely<Record<string, RollupRow & Record<string, number>>>
+  let query = rollups.selectFrom(r.table).select(sums)
+  if (r.scope === 'user') query = query.where('user_id', '=', f.userId!)
+  query = query.where(r.unit, '>=', range.first).where(r.unit, '<=', range.last)
+  return f.type ? query.where('type', '=', f.type) : query
 }
 
 function deltaSums (db: Kysely<Database>, f: LogFilter, range: BoundRange) {
