@@ -18,15 +18,19 @@ export async function freePort (): Promise<number> {
 }
 
 /**
- * `node --import tsx <script> ...args`, with `options.env` (default: this process's environment).
- * The child is kept out of tap's coverage: it builds src with tsx, the test processes with tap's
- * ts-node, and two builds of one file in the coverage data make that file's report collapse,
- * depending on which one is merged first.
+ * An environment that keeps a child process out of tap's coverage: the child builds src with tsx,
+ * the test processes with tap's ts-node, and two builds of one file in the coverage data make that
+ * file's report collapse, depending on which one is merged first.
  */
+export function withoutChildCoverage (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return { ...env, _TAPJS_PROCESSINFO_COVERAGE_: '0' }
+}
+
+/** `node --import tsx <script> ...args`, with `options.env` (default: this process's environment), out of coverage. */
 export function spawnTsx (script: string, args: string[], options: SpawnOptions = {}): ChildProcess {
   return spawn(process.execPath, ['--import', 'tsx', script, ...args], {
     ...options,
-    env: { ...(options.env ?? process.env), _TAPJS_PROCESSINFO_COVERAGE_: '0' }
+    env: withoutChildCoverage(options.env ?? process.env)
   })
 }
 

@@ -77,10 +77,3 @@ export async function insertLogs (db: Kysely<Database>, rows: Array<Insertable<L
   const inserted = await db.insertInto('logs').values(rows).returning('id').execute()
   return inserted.map((r) => r.id)
 }
-
-/**
- * The environment entry that keeps a child process out of tap's coverage: children run src
- * through tsx, the test processes through tap's ts-node, and two builds of one file in the
- * coverage data make that file's report collapse, depending on which one is merged first.
- */
-export const NO_CHILD_COVERAGE = ['_TAPJS_PROCESSINFO_COVERAGE_', '0'] as const

@@ -6,7 +6,8 @@ import t from 'tap'
 import type { InjectOptions } from 'fastify'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
-import { buildTestApp, createApiKey, createTestDatabase, createUser, insertLogs, NO_CHILD_COVERAGE, testConfig, type TestUser } from '../helpers/app.js'
+import { withoutChildCoverage } from '../../src/lib/child-process.js'
+import { buildTestApp, createApiKey, createTestDatabase, createUser, insertLogs, testConfig, type TestUser } from '../helpers/app.js'
 
 type Route = { method: 'GET' | 'DELETE', url: string }
 
@@ -305,12 +306,12 @@ type Step = { request: InjectOptions } | { sql: string }
 
 async function runWithLogs (url: string, level: string, steps: Step[]) {
   const root = path.join(import.meta.dirname, '..', '..')
-  const env: NodeJS.ProcessEnv = {}
+  let env: NodeJS.ProcessEnv = {}
   for (const [name, value] of Object.entries(process.env)) {
     if (name === 'NODE_OPTIONS' || name.startsWith('TAP') || name.startsWith('_TAP')) continue
     env[name] = value
   }
-  env[NO_CHILD_COVERAGE[0]] = NO_CHILD_COVERAGE[1]
+  env = withoutChildCoverage(env)
   env.LOG_CAPTURE_INPUT = JSON.stringify({
     appModule: path.join(root, 'src', 'app.ts'),
     helpersModule: path.join(root, 'test', 'helpers', 'app.ts'),
