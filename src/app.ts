@@ -76,7 +76,7 @@ export async function buildApp (config: AppConfig, overrides: FastifyHttpOptions
     if (invalid !== undefined) throw new BadParameterError(`query parameter ${invalid.name} ${invalid.reason}`)
   })
 
-  await app.register(openapiPlugin)
+  await app.register(openapiPlugin, { publicUrl: config.PUBLIC_URL ?? `http://${config.HOST}:${config.PORT}` })
 
   await app.register(rateLimit, {
     global: false,

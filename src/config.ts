@@ -4,6 +4,7 @@ import { envSchema } from 'env-schema'
 export const ConfigSchema = Type.Object({
   DATABASE_URL: Type.Optional(Type.String({ minLength: 1, description: 'PostgreSQL URL; without it an embedded server is started' })),
   HOST: Type.String({ default: '127.0.0.1' }),
+  PUBLIC_URL: Type.Optional(Type.String({ pattern: '^https?://[^\\s]+$', description: 'the URL clients reach the service at (behind a proxy); the OpenAPI document\'s server. Default: http://HOST:PORT' })),
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),

@@ -4,15 +4,22 @@ import swagger from '@fastify/swagger'
 // The OpenAPI document, generated from the route schemas: clients are generated from it. Served
 // at /openapi.json. Registered before the routes, so that it sees every one of them.
 
-export default fp(async function openapiPlugin (app) {
+export interface OpenapiPluginOptions {
+  /** where clients reach the service: the document's one server */
+  publicUrl: string
+}
+
+export default fp<OpenapiPluginOptions>(async function openapiPlugin (app, opts) {
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
       info: {
         title: 'LLM gateway log service',
         description: 'The /api/log routes of an LLM API gateway (new-api compatible). Every response is the envelope {success, message, data?}.',
-        version: '1.0.0'
+        version: '1.0.0',
+        contact: { name: 'LLM gateway log service maintainers' }
       },
+      servers: [{ url: opts.publicUrl, description: 'this service' }],
       tags: [
         { name: 'admin', description: 'role admin (10) or root (100)' },
         { name: 'user', description: 'any enabled user, own rows only' },

@@ -1,5 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { DEFAULT_STAT_TYPE } from '../../domain.js'
+import { descriptions } from './descriptions.js'
 import { Envelope, errorResponses, ok } from '../../schemas/common.js'
 import { adminFilterProps, AdminItemListSchema, AdminItemSchema, commonFilterProps, KeywordSchema, PageSchema, StatTypeFilterSchema, pageProps, requestIdProp, TypeFilterSchema } from '../../schemas/log.js'
 import { StatSchema } from '../../schemas/stat.js'
@@ -42,6 +43,7 @@ const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, o
   app.get('/', {
     schema: {
       operationId: 'listLogs',
+      description: descriptions.listLogs,
       summary: 'List every log row of the site, newest first',
       tags: ['admin'],
       security: userSecurity,
@@ -59,6 +61,7 @@ const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, o
   app.get('/stat', {
     schema: {
       operationId: 'getLogStat',
+      description: descriptions.getLogStat,
       summary: 'Quota over a window and rpm/tpm over the last 60 s, over every log row',
       tags: ['admin'],
       security: userSecurity,
@@ -74,6 +77,7 @@ const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, o
   app.get('/search', {
     schema: {
       operationId: 'searchLogs',
+      description: descriptions.searchLogs,
       summary: 'The 100 newest logs whose content contains the keyword (or whose type equals it)',
       tags: ['admin'],
       security: userSecurity,
@@ -89,6 +93,7 @@ const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, o
   app.delete('/', {
     schema: {
       operationId: 'deleteHistoryLogs',
+      description: descriptions.deleteHistoryLogs,
       summary: 'Delete every log row older than target_timestamp, in batches; answers the number deleted',
       tags: ['admin'],
       security: userSecurity,

@@ -1,5 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { DEFAULT_STAT_TYPE } from '../../domain.js'
+import { descriptions } from './descriptions.js'
 import { Envelope, errorResponses, ok } from '../../schemas/common.js'
 import { commonFilterProps, KeywordSchema, PageSchema, StatTypeFilterSchema, pageProps, requestIdProp, TypeFilterSchema, UserItemListSchema, UserItemSchema } from '../../schemas/log.js'
 import { StatSchema } from '../../schemas/stat.js'
@@ -30,6 +31,7 @@ const selfRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/self', {
     schema: {
       operationId: 'listSelfLogs',
+      description: descriptions.listSelfLogs,
       summary: "List the caller's own logs, newest first",
       tags: ['user'],
       security: userSecurity,
@@ -47,6 +49,7 @@ const selfRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/self/stat', {
     schema: {
       operationId: 'getSelfLogStat',
+      description: descriptions.getSelfLogStat,
       summary: "Quota over a window and rpm/tpm over the last 60 s, of the caller's own logs",
       tags: ['user'],
       security: userSecurity,
@@ -62,6 +65,7 @@ const selfRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/self/search', {
     schema: {
       operationId: 'searchSelfLogs',
+      description: descriptions.searchSelfLogs,
       summary: "The 100 newest of the caller's logs whose content contains the keyword (or whose type equals it)",
       tags: ['user'],
       security: userSecurity,

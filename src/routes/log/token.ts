@@ -1,5 +1,6 @@
 import cors from '@fastify/cors'
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { descriptions } from './descriptions.js'
 import { Envelope, errorResponses, ok } from '../../schemas/common.js'
 import { UserItemListSchema } from '../../schemas/log.js'
 import { listUserLogs } from '../../queries/logs/page.js'
@@ -33,6 +34,7 @@ const tokenRoutes: FastifyPluginAsyncTypebox<TokenRoutesOptions> = async (app, o
   app.get('/', {
     schema: {
       operationId: 'listTokenLogs',
+      description: descriptions.listTokenLogs,
       summary: 'Logs of one API key, newest first (public, CORS, rate limited per client IP)',
       tags: ['token'],
       security: apiKeySecurity,
