@@ -14,7 +14,7 @@ import openapiPlugin from './plugins/openapi.js'
 import healthRoutes from './routes/health.js'
 import logRoutes from './routes/log/index.js'
 import { ErrorResponseSchema } from './schemas/common.js'
-import { AdminItemSchema, UserItemSchema } from './schemas/log.js'
+import { AdminItemSchema, RESPONSE_SCHEMAS, UserItemSchema } from './schemas/log.js'
 
 export type AppConfig = Config & { DATABASE_URL: string }
 
@@ -67,8 +67,7 @@ export async function buildApp (config: AppConfig, overrides: FastifyHttpOptions
   app.setValidatorCompiler(validatorCompiler)
   setErrorHandlers(app)
   app.addSchema(ErrorResponseSchema)
-  app.addSchema(UserItemSchema)
-  app.addSchema(AdminItemSchema)
+  for (const schema of [UserItemSchema, AdminItemSchema, ...RESPONSE_SCHEMAS]) app.addSchema(schema)
 
   // A NUL byte or broken UTF-8 in any query parameter is the client's mistake: 400, before auth.
   app.addHook('onRequest', async function rejectMalformedQuery (request) {

@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { DEFAULT_STAT_TYPE, describeLogTypes, LOG_TYPE_MAX, LOG_TYPE_MIN } from '../domain.js'
-import { ref } from './common.js'
+import { Envelope, ref } from './common.js'
+import { StatResponseSchema } from './stat.js'
 
 // Wire shapes of a log row. fast-json-stringify writes only the properties listed here, so these
 // schemas are what keeps channel_id, channel_name, ip and other away from users.
@@ -93,3 +94,17 @@ export const PageSchema = <T extends typeof UserItemSchema | typeof AdminItemSch
   page_size: Type.Integer(),
   next_cursor: Type.Union([Type.String(), Type.Null()], { description: 'pass as cursor for the next page; null on the last page' })
 })
+
+// ---- the success responses, as named components (registered in app.ts) ----
+
+export const UserLogPageResponseSchema = Envelope(PageSchema(UserItemSchema), { $id: 'UserLogPageResponse', description: 'A page of log rows with the user fields, and its total' })
+export const AdminLogPageResponseSchema = Envelope(PageSchema(AdminItemSchema), { $id: 'AdminLogPageResponse', description: 'A page of log rows with every field, and its total' })
+export const UserLogListResponseSchema = Envelope(UserItemListSchema, { $id: 'UserLogListResponse', description: 'Log rows with the user fields, newest first' })
+export const AdminLogListResponseSchema = Envelope(AdminItemListSchema, { $id: 'AdminLogListResponse', description: 'Log rows with every field, newest first' })
+export const DeletedCountResponseSchema = Envelope(Type.Integer({ description: 'rows deleted' }), { $id: 'DeletedCountResponse', description: 'The number of rows the purge deleted' })
+
+/** Every named response; routes answer them through ref(). */
+export const RESPONSE_SCHEMAS = [
+  UserLogPageResponseSchema, AdminLogPageResponseSchema, UserLogListResponseSchema, AdminLogListResponseSchema,
+  DeletedCountResponseSchema, StatResponseSchema
+]

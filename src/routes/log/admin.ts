@@ -1,15 +1,18 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { DEFAULT_STAT_TYPE } from '../../domain.js'
-import { descriptions } from './descriptions.js'
-import { Envelope, errorResponses, ok } from '../../schemas/common.js'
-import { adminFilterProps, AdminItemListSchema, AdminItemSchema, commonFilterProps, KeywordSchema, PageSchema, StatTypeFilterSchema, pageProps, requestIdProp, TypeFilterSchema } from '../../schemas/log.js'
-import { StatSchema } from '../../schemas/stat.js'
+import { errorResponses, ok, ref } from '../../schemas/common.js'
+import {
+  AdminLogListResponseSchema, AdminLogPageResponseSchema, adminFilterProps, commonFilterProps, DeletedCountResponseSchema, KeywordSchema,
+  pageProps, requestIdProp, StatTypeFilterSchema, TypeFilterSchema
+} from '../../schemas/log.js'
+import { StatResponseSchema } from '../../schemas/stat.js'
 import { adminPage } from '../../queries/logs/page.js'
 import { searchAdminLogs } from '../../queries/logs/search.js'
 import { statLogs } from '../../queries/logs/stat.js'
 import { pageWithTotal } from '../../queries/logs/total.js'
 import { purgeLogsBefore } from '../../queries/purge.js'
 import { PurgeRunningError, TargetTimestampRequiredError } from '../../errors.js'
+import { descriptions } from './descriptions.js'
 import { pageData, toFilter, toKeyword, toPage } from './params.js'
 import { SEARCH_LIMIT, userSecurity } from './shared.js'
 
@@ -48,7 +51,7 @@ const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, o
       tags: ['admin'],
       security: userSecurity,
       querystring: ListQuerySchema,
-      response: { 200: Envelope(PageSchema(AdminItemSchema)), ...errorResponses(400, 401, 403, 500, 503) }
+      response: { 200: ref(AdminLogPageResponseSchema), ...errorResponses(400, 401, 403, 500, 503) }
     },
     config: { failureMessage: '获取日志失败' }
   }, async (request) => {
@@ -66,7 +69,7 @@ const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, o
       tags: ['admin'],
       security: userSecurity,
       querystring: StatQuerySchema,
-      response: { 200: Envelope(StatSchema), ...errorResponses(400, 401, 403, 500, 503) }
+      response: { 200: ref(StatResponseSchema), ...errorResponses(400, 401, 403, 500, 503) }
     },
     config: { failureMessage: '获取统计信息失败' }
   }, async (request) => {
@@ -82,7 +85,7 @@ const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, o
       tags: ['admin'],
       security: userSecurity,
       querystring: SearchQuerySchema,
-      response: { 200: Envelope(AdminItemListSchema), ...errorResponses(400, 401, 403, 500, 503) }
+      response: { 200: ref(AdminLogListResponseSchema), ...errorResponses(400, 401, 403, 500, 503) }
     },
     config: { failureMessage: '搜索日志失败' }
   }, async (request) => {
@@ -98,7 +101,7 @@ const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, o
       tags: ['admin'],
       security: userSecurity,
       querystring: PurgeQuerySchema,
-      response: { 200: Envelope(Type.Integer({ description: 'rows deleted' })), ...errorResponses(400, 401, 403, 409, 500, 503) }
+      response: { 200: ref(DeletedCountResponseSchema), ...errorResponses(400, 401, 403, 409, 500, 503) }
     },
     // Whatever is wrong with the parameter, the contract's message is this one.
     schemaErrorFormatter: () => new TargetTimestampRequiredError(),

@@ -1,13 +1,15 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { DEFAULT_STAT_TYPE } from '../../domain.js'
-import { descriptions } from './descriptions.js'
-import { Envelope, errorResponses, ok } from '../../schemas/common.js'
-import { commonFilterProps, KeywordSchema, PageSchema, StatTypeFilterSchema, pageProps, requestIdProp, TypeFilterSchema, UserItemListSchema, UserItemSchema } from '../../schemas/log.js'
-import { StatSchema } from '../../schemas/stat.js'
+import { errorResponses, ok, ref } from '../../schemas/common.js'
+import {
+  commonFilterProps, KeywordSchema, pageProps, requestIdProp, StatTypeFilterSchema, TypeFilterSchema, UserLogListResponseSchema, UserLogPageResponseSchema
+} from '../../schemas/log.js'
+import { StatResponseSchema } from '../../schemas/stat.js'
 import { userPage } from '../../queries/logs/page.js'
 import { searchUserLogs } from '../../queries/logs/search.js'
 import { statLogs } from '../../queries/logs/stat.js'
 import { pageWithTotal } from '../../queries/logs/total.js'
+import { descriptions } from './descriptions.js'
 import { currentUser, pageData, toFilter, toKeyword, toPage } from './params.js'
 import { SEARCH_LIMIT, userSecurity } from './shared.js'
 
@@ -36,7 +38,7 @@ const selfRoutes: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['user'],
       security: userSecurity,
       querystring: SelfListQuerySchema,
-      response: { 200: Envelope(PageSchema(UserItemSchema)), ...errorResponses(400, 401, 403, 500, 503) }
+      response: { 200: ref(UserLogPageResponseSchema), ...errorResponses(400, 401, 403, 500, 503) }
     },
     config: { failureMessage: '获取日志失败' }
   }, async (request) => {
@@ -54,7 +56,7 @@ const selfRoutes: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['user'],
       security: userSecurity,
       querystring: SelfStatQuerySchema,
-      response: { 200: Envelope(StatSchema), ...errorResponses(400, 401, 403, 500, 503) }
+      response: { 200: ref(StatResponseSchema), ...errorResponses(400, 401, 403, 500, 503) }
     },
     config: { failureMessage: '获取统计信息失败' }
   }, async (request) => {
@@ -70,7 +72,7 @@ const selfRoutes: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['user'],
       security: userSecurity,
       querystring: SelfSearchQuerySchema,
-      response: { 200: Envelope(UserItemListSchema), ...errorResponses(400, 401, 403, 500, 503) }
+      response: { 200: ref(UserLogListResponseSchema), ...errorResponses(400, 401, 403, 500, 503) }
     },
     config: { failureMessage: '搜索日志失败' }
   }, async (request) => {

@@ -1,9 +1,9 @@
 import cors from '@fastify/cors'
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { descriptions } from './descriptions.js'
-import { Envelope, errorResponses, ok } from '../../schemas/common.js'
-import { UserItemListSchema } from '../../schemas/log.js'
+import { errorResponses, ok, rateLimitHeaders, ref } from '../../schemas/common.js'
+import { UserLogListResponseSchema } from '../../schemas/log.js'
 import { listUserLogs } from '../../queries/logs/page.js'
+import { descriptions } from './descriptions.js'
 import { toPage } from './params.js'
 import { apiKeySecurity } from './shared.js'
 
@@ -12,6 +12,12 @@ const TokenLogsQuerySchema = Type.Object({
   p: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000, default: 1, description: 'page, 1-based' })),
   page_size: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 }))
 })
+
+// Sent on every answer of this route, to any origin.
+const corsHeaders = {
+  'Access-Control-Allow-Origin': Type.String({ description: 'always *: any page may read a key\'s logs with the key' }),
+  'Access-Control-Expose-Headers': Type.String({ description: 'Retry-After and the X-RateLimit-* headers, readable by the page' })
+}
 
 export interface TokenRoutesOptions {
   rateLimitMax: number
@@ -39,7 +45,7 @@ const tokenRoutes: FastifyPluginAsyncTypebox<TokenRoutesOptions> = async (app, o
       tags: ['token'],
       security: apiKeySecurity,
       querystring: TokenLogsQuerySchema,
-      response: { 200: Envelope(UserItemListSchema), ...errorResponses(400, 401, 429, 500, 503) }
+      response: { 200: ref(UserLogListResponseSchema, { description: 'Log rows of the key, newest first', headers: { ...rateLimitHeaders(), ...corsHeaders } }), ...errorResponses(400, 401, 429, 500, 503) }
     },
     config: {
       failureMessage: '获取日志失败',
