@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { isDatabaseError, isDatabaseUnavailable } from './db/errors.js'
+import { clientErrorCode, type ErrorCode } from './errors.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -26,8 +27,8 @@ function describeValidation (issues: ValidationIssue[], context: string | undefi
   return `${name} ${issue.message ?? 'is invalid'}`
 }
 
-export function errorEnvelope (message: string, code?: string) {
-  return code === undefined ? { success: false as const, message } : { success: false as const, message, code }
+export function errorEnvelope (message: string, code: ErrorCode) {
+  return { success: false as const, message, code }
 }
 
 export function setErrorHandlers (app: FastifyInstance) {
@@ -39,7 +40,7 @@ export function setErrorHandlers (app: FastifyInstance) {
 
     const status = error.statusCode
     if (status !== undefined && status >= 400 && status < 500 && !isDatabaseError(error)) {
-      return reply.code(status).send(errorEnvelope(error.message, error.code))
+      return reply.code(status).send(errorEnvelope(error.message, clientErrorCode(error.code, status)))
     }
 
     // Server side: log the cause, answer without SQL, stack or driver text.

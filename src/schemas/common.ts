@@ -1,9 +1,10 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { ERROR_CODES, type ErrorCode } from '../errors.js'
 
 export const ErrorResponseSchema = Type.Object({
   success: Type.Literal(false),
   message: Type.String(),
-  code: Type.Optional(Type.String({ description: 'stable machine-readable error code, e.g. LOG_BAD_PARAMETER' }))
+  code: Type.Unsafe<ErrorCode>({ type: 'string', enum: [...ERROR_CODES], description: 'stable machine-readable error code' })
 }, { $id: 'ErrorResponse', title: 'ErrorResponse' })
 
 /**
@@ -48,7 +49,7 @@ export function errorResponses (...statuses: number[]) {
   for (const status of statuses) {
     out[status] = ref(ErrorResponseSchema, { description: ERROR_DESCRIPTIONS[status], headers: ERROR_HEADERS[status] })
   }
-  return out
+  return { ...out, default: ref(ErrorResponseSchema, { description: 'Any other failure, in the same envelope' }) }
 }
 
 /** The success envelope's value around a route's data (the response schema is Envelope). */

@@ -45,7 +45,7 @@ export const AdminItemListSchema = Type.Array(ref(AdminItemSchema))
 
 const MAX_TIMESTAMP = Number.MAX_SAFE_INTEGER
 
-export const TypeFilterSchema = Type.Integer({ minimum: LOG_TYPE_MIN, maximum: LOG_TYPE_MAX, description: 'log type, 0 = all types' })
+export const TypeFilterSchema = Type.Integer({ minimum: LOG_TYPE_MIN, maximum: LOG_TYPE_MAX, description: `log type (${describeLogTypes()}; up to ${LOG_TYPE_MAX} stored), 0 = all types` })
 
 /** The stat routes' type: consumption unless asked otherwise. */
 export const StatTypeFilterSchema = { ...TypeFilterSchema, default: DEFAULT_STAT_TYPE, description: `log type, default ${DEFAULT_STAT_TYPE} (consume), 0 = all types` }
