@@ -30,8 +30,9 @@ export default fp<OpenapiPluginOptions>(async function openapiPlugin (app, opts)
         securitySchemes: {
           accessToken: { type: 'http', scheme: 'bearer', description: "the user's access token (users.access_token); a bare token also works" },
           newApiUser: { type: 'apiKey', in: 'header', name: 'New-Api-User', description: 'the id of the user the access token belongs to' },
-          apiKeyHeader: { type: 'http', scheme: 'bearer', description: 'an API key (sk-…); preferred over the query parameter' },
-          apiKeyQuery: { type: 'apiKey', in: 'query', name: 'key', description: 'an API key (sk-…)' }
+          // The token route's `key` query parameter is a parameter, not a scheme: as a scheme, the
+          // document generator drops it from the parameters and generated clients cannot send it.
+          apiKeyHeader: { type: 'http', scheme: 'bearer', description: 'an API key (sk-…); preferred over the key query parameter' }
         }
       }
     },

@@ -4,7 +4,7 @@ import { prepared } from '../db/plan.js'
 import { Envelope, errorResponses, ok } from '../schemas/common.js'
 import { descriptions } from './log/descriptions.js'
 
-const HealthSchema = Envelope(Type.Object({ status: Type.Literal('ok') }), { description: 'The service and its database answer' })
+const HealthSchema = Envelope(Type.Object({ status: Type.Literal('ok') }), { description: 'The service and its database answer', examples: [{ success: true, message: '', data: { status: 'ok' } }] })
 
 const healthRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/healthz', {

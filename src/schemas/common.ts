@@ -1,11 +1,12 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { ERROR_CODES, type ErrorCode } from '../errors.js'
+import { errorExample } from './examples.js'
 
 export const ErrorResponseSchema = Type.Object({
   success: Type.Literal(false),
   message: Type.String(),
   code: Type.Unsafe<ErrorCode>({ type: 'string', enum: [...ERROR_CODES], description: 'stable machine-readable error code' })
-}, { $id: 'ErrorResponse', title: 'ErrorResponse' })
+}, { $id: 'ErrorResponse', title: 'ErrorResponse', examples: [errorExample] })
 
 /**
  * A $ref to a shared schema (registered once with app.addSchema), so the OpenAPI document has one
@@ -56,7 +57,7 @@ export function errorResponses (...statuses: number[]) {
 export const ok = <T>(data: T) => ({ success: true as const, message: '', data })
 
 /** The success envelope around a route's data; with an $id, a named component of the document. */
-export function Envelope<T extends TSchema> (data: T, options: { $id?: string, description?: string } = {}) {
+export function Envelope<T extends TSchema> (data: T, options: { $id?: string, description?: string, examples?: unknown[] } = {}) {
   return Type.Object({
     success: Type.Literal(true),
     message: Type.String(),

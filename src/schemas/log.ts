@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { DEFAULT_STAT_TYPE, describeLogTypes, LOG_TYPE_MAX, LOG_TYPE_MIN } from '../domain.js'
 import { Envelope, ref } from './common.js'
+import { adminItemExample, deletedExample, pageExample, userItemExample } from './examples.js'
 import { StatResponseSchema } from './stat.js'
 
 // Wire shapes of a log row. fast-json-stringify writes only the properties listed here, so these
@@ -23,7 +24,7 @@ const userItemProps = {
   request_id: Type.String()
 }
 
-export const UserItemSchema = Type.Object(userItemProps, { $id: 'UserLogItem', title: 'UserLogItem', additionalProperties: false })
+export const UserItemSchema = Type.Object(userItemProps, { $id: 'UserLogItem', title: 'UserLogItem', additionalProperties: false, examples: [userItemExample] })
 
 export const AdminItemSchema = Type.Object({
   ...userItemProps,
@@ -33,7 +34,7 @@ export const AdminItemSchema = Type.Object({
   token_id: Type.Integer(),
   ip: Type.String(),
   other: Type.String({ description: 'JSON-encoded string, as stored' })
-}, { $id: 'AdminLogItem', title: 'AdminLogItem', additionalProperties: false })
+}, { $id: 'AdminLogItem', title: 'AdminLogItem', additionalProperties: false, examples: [adminItemExample] })
 
 export type UserItem = Static<typeof UserItemSchema>
 export type AdminItem = Static<typeof AdminItemSchema>
@@ -97,11 +98,11 @@ export const PageSchema = <T extends typeof UserItemSchema | typeof AdminItemSch
 
 // ---- the success responses, as named components (registered in app.ts) ----
 
-export const UserLogPageResponseSchema = Envelope(PageSchema(UserItemSchema), { $id: 'UserLogPageResponse', description: 'A page of log rows with the user fields, and its total' })
-export const AdminLogPageResponseSchema = Envelope(PageSchema(AdminItemSchema), { $id: 'AdminLogPageResponse', description: 'A page of log rows with every field, and its total' })
-export const UserLogListResponseSchema = Envelope(UserItemListSchema, { $id: 'UserLogListResponse', description: 'Log rows with the user fields, newest first' })
-export const AdminLogListResponseSchema = Envelope(AdminItemListSchema, { $id: 'AdminLogListResponse', description: 'Log rows with every field, newest first' })
-export const DeletedCountResponseSchema = Envelope(Type.Integer({ description: 'rows deleted' }), { $id: 'DeletedCountResponse', description: 'The number of rows the purge deleted' })
+export const UserLogPageResponseSchema = Envelope(PageSchema(UserItemSchema), { $id: 'UserLogPageResponse', description: 'A page of log rows with the user fields, and its total', examples: [pageExample(userItemExample)] })
+export const AdminLogPageResponseSchema = Envelope(PageSchema(AdminItemSchema), { $id: 'AdminLogPageResponse', description: 'A page of log rows with every field, and its total', examples: [pageExample(adminItemExample)] })
+export const UserLogListResponseSchema = Envelope(UserItemListSchema, { $id: 'UserLogListResponse', description: 'Log rows with the user fields, newest first', examples: [{ success: true, message: '', data: [userItemExample] }] })
+export const AdminLogListResponseSchema = Envelope(AdminItemListSchema, { $id: 'AdminLogListResponse', description: 'Log rows with every field, newest first', examples: [{ success: true, message: '', data: [adminItemExample] }] })
+export const DeletedCountResponseSchema = Envelope(Type.Integer({ description: 'rows deleted' }), { $id: 'DeletedCountResponse', description: 'The number of rows the purge deleted', examples: [deletedExample] })
 
 /** Every named response; routes answer them through ref(). */
 export const RESPONSE_SCHEMAS = [

@@ -43,7 +43,9 @@ export interface AdminRoutesOptions {
 
 // The admin scope's four routes: declarations read one at a time, each handler a few lines.
 const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, opts) => {
+  // The contract's path is /api/log/ (ignoreTrailingSlash still answers /api/log).
   app.get('/', {
+    prefixTrailingSlash: 'slash',
     schema: {
       operationId: 'listLogs',
       description: descriptions.listLogs,
@@ -94,6 +96,7 @@ const adminRoutes: FastifyPluginAsyncTypebox<AdminRoutesOptions> = async (app, o
   })
 
   app.delete('/', {
+    prefixTrailingSlash: 'slash',
     schema: {
       operationId: 'deleteHistoryLogs',
       description: descriptions.deleteHistoryLogs,
