@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { DEFAULT_STAT_TYPE, describeLogTypes, LOG_TYPE_MAX, LOG_TYPE_MIN } from '../domain.js'
+import { SHORT_KEYWORD_WINDOW } from '../queries/logs/search.js'
 import { Envelope, ref } from './common.js'
 import { adminItemExample, deletedExample, pageExample, userItemExample } from './examples.js'
 import { StatResponseSchema } from './stat.js'
@@ -84,7 +85,7 @@ export const requestIdProp = {
 // No maxLength here: the limit applies after trimming (the request line's own size bounds the raw value).
 export const KeywordSchema = Type.String({
   description: 'trimmed, then 1..128 characters; matched literally and case-insensitively against content, or equal to type when an integer. ' +
-    'A keyword without three letters or digits in a row (e.g. "ab", "超时") is matched against the newest 100,000 rows in scope only.'
+    `A keyword without three letters or digits in a row (e.g. "ab", "超时") is matched against the newest ${SHORT_KEYWORD_WINDOW.toLocaleString('en-US')} rows in scope only.`
 })
 
 export const PageSchema = <T extends typeof UserItemSchema | typeof AdminItemSchema>(item: T) => Type.Object({

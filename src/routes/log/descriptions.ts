@@ -31,6 +31,7 @@ export const descriptions = {
   searchSelfLogs: `${search} Over the caller's own rows only.`,
   listTokenLogs: 'The rows written with one API key, newest first, with the user fields only. Public and cross-origin (CORS): the key ' +
     'authenticates, preferably as `Authorization: Bearer sk-…` (the `key` query parameter also works, but lands in access logs). ' +
-    'Rate limited per client IP: above the limit it answers 429 with `Retry-After`. A disabled or deleted key answers 401.',
+    'Rate limited per client IP: above the limit it answers 429 with `Retry-After`. An unknown, deleted or disabled key, or a ' +
+    'disabled owner, answers 401 (`Token不存在或无权限`); expired and exhausted keys still see their logs.',
   healthz: 'Answers 200 while the service runs and its database answers a query, 503 otherwise. Needs no credentials.'
 } as const
