@@ -9,11 +9,13 @@ import { INVALID_PARAM, parseQueryString, type ParsedQuery } from './lib/queryst
 import { validatorCompiler } from './lib/validator.js'
 import authPlugin from './plugins/auth.js'
 import dbPlugin from './plugins/db.js'
+import docsPlugin from './plugins/docs.js'
 import maintenancePlugin from './plugins/maintenance.js'
 import openapiPlugin from './plugins/openapi.js'
 import healthRoutes from './routes/health.js'
 import logRoutes from './routes/log/index.js'
 import { ErrorResponseSchema } from './schemas/common.js'
+import { IngestedCountResponseSchema, IngestRowSchema } from './schemas/ingest.js'
 import { AdminItemSchema, RESPONSE_SCHEMAS, UserItemSchema } from './schemas/log.js'
 
 export type AppConfig = Config & { DATABASE_URL: string }
@@ -67,7 +69,7 @@ export async function buildApp (config: AppConfig, overrides: FastifyHttpOptions
   app.setValidatorCompiler(validatorCompiler)
   setErrorHandlers(app)
   app.addSchema(ErrorResponseSchema)
-  for (const schema of [UserItemSchema, AdminItemSchema, ...RESPONSE_SCHEMAS]) app.addSchema(schema)
+  for (const schema of [UserItemSchema, AdminItemSchema, IngestRowSchema, IngestedCountResponseSchema, ...RESPONSE_SCHEMAS]) app.addSchema(schema)
 
   // A NUL byte or broken UTF-8 in any query parameter is the client's mistake: 400, before auth.
   app.addHook('onRequest', async function rejectMalformedQuery (request) {
@@ -76,6 +78,7 @@ export async function buildApp (config: AppConfig, overrides: FastifyHttpOptions
   })
 
   await app.register(openapiPlugin, { publicUrl: config.PUBLIC_URL ?? `http://${config.HOST}:${config.PORT}` })
+  await app.register(docsPlugin)
 
   await app.register(rateLimit, {
     global: false,
@@ -97,8 +100,16 @@ export async function buildApp (config: AppConfig, overrides: FastifyHttpOptions
     prefix: '/api/log',
     purgeBatchSize: config.PURGE_BATCH_SIZE,
     purgeUnitMaxRows: config.PURGE_UNIT_MAX_ROWS,
+    exportMaxRows: config.EXPORT_MAX_ROWS,
     tokenRateLimitMax: config.TOKEN_RATE_LIMIT_MAX,
-    tokenRateLimitWindowMs: config.TOKEN_RATE_LIMIT_WINDOW_MS
+    tokenRateLimitWindowMs: config.TOKEN_RATE_LIMIT_WINDOW_MS,
+    ingest: {
+      ingestKey: config.INGEST_KEY,
+      bodyLimit: config.INGEST_BODY_LIMIT,
+      lineLimit: config.INGEST_LINE_LIMIT,
+      maxBackfillBytes: config.INGEST_MAX_BYTES,
+      chunkRows: config.INGEST_CHUNK_ROWS
+    }
   })
 
   return app

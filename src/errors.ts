@@ -9,6 +9,8 @@ export const UnauthorizedError = createError('LOG_UNAUTHORIZED', '%s', 401)
 export const ForbiddenError = createError('LOG_FORBIDDEN', '%s', 403)
 export const TokenInvalidError = createError('LOG_TOKEN_INVALID', 'Token不存在或无权限', 401)
 export const PurgeRunningError = createError('LOG_PURGE_RUNNING', 'a history purge is already running', 409)
+export const ExportTooLargeError = createError('LOG_EXPORT_TOO_LARGE', '%s', 400)
+export const PayloadTooLargeError = createError('LOG_PAYLOAD_TOO_LARGE', '%s', 413)
 export const RateLimitedError = createError('LOG_RATE_LIMITED', 'rate limit exceeded, retry in %s', 429)
 
 /**
@@ -17,13 +19,13 @@ export const RateLimitedError = createError('LOG_RATE_LIMITED', 'rate limit exce
  */
 export const ERROR_CODES = [
   'LOG_BAD_PARAMETER', 'LOG_TARGET_REQUIRED', 'LOG_BAD_REQUEST', 'LOG_UNAUTHORIZED', 'LOG_TOKEN_INVALID', 'LOG_FORBIDDEN',
-  'LOG_NOT_FOUND', 'LOG_PURGE_RUNNING', 'LOG_RATE_LIMITED', 'LOG_INTERNAL', 'LOG_DB_UNAVAILABLE'
+  'LOG_NOT_FOUND', 'LOG_PURGE_RUNNING', 'LOG_EXPORT_TOO_LARGE', 'LOG_PAYLOAD_TOO_LARGE', 'LOG_UNSUPPORTED_MEDIA_TYPE', 'LOG_RATE_LIMITED', 'LOG_INTERNAL', 'LOG_DB_UNAVAILABLE'
 ] as const
 
 export type ErrorCode = typeof ERROR_CODES[number]
 
 const KNOWN = new Set<string>(ERROR_CODES)
-const BY_STATUS: Record<number, ErrorCode> = { 401: 'LOG_UNAUTHORIZED', 403: 'LOG_FORBIDDEN', 404: 'LOG_NOT_FOUND', 429: 'LOG_RATE_LIMITED' }
+const BY_STATUS: Record<number, ErrorCode> = { 401: 'LOG_UNAUTHORIZED', 403: 'LOG_FORBIDDEN', 404: 'LOG_NOT_FOUND', 413: 'LOG_PAYLOAD_TOO_LARGE', 415: 'LOG_UNSUPPORTED_MEDIA_TYPE', 429: 'LOG_RATE_LIMITED' }
 
 /** A client error's stable code: its own when it is one of ours, else one by its status (Fastify's own errors). */
 export function clientErrorCode (code: string | undefined, status: number): ErrorCode {

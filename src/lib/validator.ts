@@ -46,3 +46,23 @@ export const validatorCompiler: FastifySchemaCompiler<object> = ({ schema }) => 
   check.errors = null as ErrorObject[] | null | undefined
   return check
 }
+
+// Bodies are checked as sent: no coercion, no defaults, unknown properties refused (the schemas
+// say additionalProperties: false), so that a row is stored exactly as the client wrote it.
+const strictAjv = new Ajv({ coerceTypes: false, useDefaults: false, removeAdditional: false, allErrors: false, strict: false })
+addFormats.default(strictAjv)
+
+/** Ajv's first issue as `field must be …`, naming the field (or `row` for the value itself). */
+export function describeIssue (issue: ErrorObject, whole = 'value'): string {
+  const path = issue.instancePath.replace(/^\//, '').replace(/\//g, '.')
+  if (issue.keyword === 'required') return `${path === '' ? '' : `${path}.`}${String(issue.params.missingProperty)} is required`
+  if (issue.keyword === 'additionalProperties') return `unknown field ${String(issue.params.additionalProperty)}`
+  if (issue.keyword === 'pattern') return `${path === '' ? whole : path} must not contain NUL characters`
+  return `${path === '' ? whole : path} ${issue.message ?? 'is invalid'}`
+}
+
+/** A strict validator: returns undefined when `data` is valid, else its first issue. */
+export function compileStrict<T> (schema: object): (data: unknown) => ErrorObject | undefined {
+  const validate = strictAjv.compile<T>(schema)
+  return (data) => validate(data) ? undefined : (validate.errors?.[0] ?? { instancePath: '', schemaPath: '#', keyword: 'type', params: {}, message: 'is invalid' })
+}

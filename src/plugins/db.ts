@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import type { Kysely } from 'kysely'
+import type pg from 'pg'
 import { createDb, createPool } from '../db/pool.js'
 import type { Database } from '../db/types.js'
 
@@ -14,6 +15,8 @@ export interface DbPluginOptions {
 declare module 'fastify' {
   interface FastifyInstance {
     db: Kysely<Database>
+    /** the pool under db, for what Kysely cannot do (COPY) */
+    pool: pg.Pool
   }
 }
 
@@ -32,5 +35,6 @@ export default fp<DbPluginOptions>(async function dbPlugin (app, opts) {
 
   const db = createDb(pool, { prepared: opts.preparedStatements })
   app.decorate('db', db)
+  app.decorate('pool', pool)
   app.addHook('onClose', async () => { await db.destroy() })
 }, { name: 'db', fastify: '5.x' })

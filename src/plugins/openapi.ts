@@ -24,6 +24,7 @@ export default fp<OpenapiPluginOptions>(async function openapiPlugin (app, opts)
         { name: 'admin', description: 'role admin (10) or root (100)' },
         { name: 'user', description: 'any enabled user, own rows only' },
         { name: 'token', description: 'public, by API key, CORS' },
+        { name: 'ingest', description: 'writing rows: admin, or the ingest key' },
         { name: 'ops', description: 'operations' }
       ],
       components: {
@@ -32,7 +33,8 @@ export default fp<OpenapiPluginOptions>(async function openapiPlugin (app, opts)
           newApiUser: { type: 'apiKey', in: 'header', name: 'New-Api-User', description: 'the id of the user the access token belongs to' },
           // The token route's `key` query parameter is a parameter, not a scheme: as a scheme, the
           // document generator drops it from the parameters and generated clients cannot send it.
-          apiKeyHeader: { type: 'http', scheme: 'bearer', description: 'an API key (sk-…); preferred over the key query parameter' }
+          apiKeyHeader: { type: 'http', scheme: 'bearer', description: 'an API key (sk-…); preferred over the key query parameter' },
+          ingestKey: { type: 'http', scheme: 'bearer', description: 'the INGEST_KEY the service is configured with: may write rows (POST /api/log/) and nothing else' }
         }
       }
     },

@@ -22,6 +22,8 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   401: 'No credentials, unknown access token or key, or New-Api-User missing or not matching',
   403: 'Authenticated, but the user is disabled or the role is too low',
   409: 'A history purge is already running',
+  413: 'The body is over the configured limit (the message names it)',
+  415: 'Content-Type is neither application/json nor application/x-ndjson',
   429: 'Rate limit exceeded; see the Retry-After header',
   500: 'Database failure',
   503: 'Database unavailable or the statement timed out; retry later'

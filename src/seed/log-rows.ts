@@ -1,5 +1,5 @@
 import { LogType } from '../domain.js'
-import { escapeCopyText } from './copy-text.js'
+import { escapeCopyText } from '../db/copy-text.js'
 import type { Dimensions } from './dimensions.js'
 import { Random } from './random.js'
 import { GROUPS, modelList, QUOTA_PER_USD, type ModelInfo } from './vocabulary.js'

@@ -19,6 +19,15 @@ const search = 'The 100 newest rows whose content contains the keyword, case-ins
   'characters), or whose type equals it when it is an integer. A keyword without three letters or digits in a row is matched ' +
   `against the newest ${SHORT_KEYWORD_WINDOW.toLocaleString('en-US')} rows in scope only.`
 
+const exportHow = (maxRows: number) => 'Newest first, streamed as it is read, in constant memory, however many rows (no statement timeout ' +
+  'ends it: each batch of rows is a query of its own). `format=csv` (default): RFC 4180, UTF-8, a header row, CRLF line ends; a text ' +
+  'cell starting with `=`, `+`, `-`, `@`, TAB or CR gets a leading `\'` so that a spreadsheet shows it instead of running it ' +
+  '(numbers are written as they are); `bom=true` starts the file with a UTF-8 byte order mark for Excel. `format=ndjson`: one JSON ' +
+  `object per line, the fields of the list's items. At most ${maxRows.toLocaleString('en-US')} rows (EXPORT_MAX_ROWS): a larger ` +
+  'match is refused with 400 `LOG_EXPORT_TOO_LARGE` before anything is sent; narrow the window. A failure before the first byte ' +
+  'answers in the error envelope; after it, the response can only be aborted (the body then ends without its last chunk, ' +
+  'which HTTP clients report as an error), never truncated silently: that includes rows written during the export that take it past the limit.'
+
 export const descriptions = {
   listLogs: `Every log row of the site, newest first, with the admin fields (channel, ip, other…). ${paging} ${total} ${filters}`,
   getLogStat: `Totals over every log row. ${stat} ${filters}`,
@@ -33,5 +42,20 @@ export const descriptions = {
     'authenticates, preferably as `Authorization: Bearer sk-…` (the `key` query parameter also works, but lands in access logs). ' +
     'Rate limited per client IP: above the limit it answers 429 with `Retry-After`. An unknown, deleted or disabled key, or a ' +
     'disabled owner, answers 401 (`Token不存在或无权限`); expired and exhausted keys still see their logs.',
+  ingestLogs: (limits: { bodyLimit: number, lineLimit: number, maxBackfillBytes: number, chunkRows: number }) =>
+    'Writes log rows, for gateways: an admin, or the service\'s ingest key (`INGEST_KEY`, which may do nothing else). ' +
+    '`created_at` defaults to the time the row arrives, `request_id` to a new random id, other fields to 0, false or empty. ' +
+    'Unknown fields and values of the wrong type are refused, never coerced. Totals and stats include the rows as soon as this answers.\n\n' +
+    `**application/json**: an array of 1..1,000 rows (at most ${limits.bodyLimit.toLocaleString('en-US')} bytes, else 413), ` +
+    'written in one statement: every row or none. A bad row answers 400 naming its index (0-based) and field, and nothing is written.\n\n' +
+    '**application/x-ndjson**: one row per line, any number of lines, streamed: written in transactions of ' +
+    `${limits.chunkRows.toLocaleString('en-US')} rows as the body arrives, in constant memory. A line longer than ` +
+    `${limits.lineLimit.toLocaleString('en-US')} bytes, not JSON, not UTF-8 or not a valid row stops the backfill with a 400 naming the line; ` +
+    (limits.maxBackfillBytes > 0 ? `a body over ${limits.maxBackfillBytes.toLocaleString('en-US')} bytes stops it with a 413. ` : '') +
+    '**The chunks committed before the stop stay written**: the message says how many rows were written (always a whole number of ' +
+    'chunks, the first rows of the body), so a client resends from the row after them. Blank lines are skipped. ' +
+    'Answers the number of rows written.',
+  exportLogs: (maxRows: number) => `Every log row of the site that matches the filters, with the admin fields (channel_name last). ${exportHow(maxRows)} ${filters}`,
+  exportSelfLogs: (maxRows: number) => `The caller's own rows that match the filters, with the user fields only. ${exportHow(maxRows)} ${filters}`,
   healthz: 'Answers 200 while the service runs and its database answers a query, 503 otherwise. Needs no credentials.'
 } as const

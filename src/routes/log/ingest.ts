@@ -1,0 +1,113 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
+import type { Readable } from 'node:stream'
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { Role } from '../../domain.js'
+import { BadParameterError, PayloadTooLargeError } from '../../errors.js'
+import { credentialFromHeader } from '../../plugins/auth.js'
+import { BackfillError, backfillLogs } from '../../queries/logs/backfill.js'
+import { insertLogRows, toLogRow } from '../../queries/logs/ingest.js'
+import { compileStrict, describeIssue } from '../../lib/validator.js'
+import { errorResponses, ok, ref } from '../../schemas/common.js'
+import { INGEST_BATCH_MAX, IngestBatchSchema, IngestedCountResponseSchema, IngestRowSchema, type IngestRow } from '../../schemas/ingest.js'
+import { descriptions } from './descriptions.js'
+import { userSecurity } from './shared.js'
+
+export interface IngestRoutesOptions {
+  /** a bearer key that may write rows and nothing else; undefined = admins only */
+  ingestKey?: string
+  bodyLimit: number
+  lineLimit: number
+  maxBackfillBytes: number
+  chunkRows: number
+}
+
+const NDJSON = 'application/x-ndjson'
+const validateRow = compileStrict<IngestRow>(IngestRowSchema)
+const digest = (s: string) => createHash('sha256').update(s).digest()
+
+function isNdjson (request: FastifyRequest): boolean {
+  return (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase() === NDJSON
+}
+
+/** The batch's rows, or a 400 naming the first bad row (0-based, as in the array) and its field. */
+function checkBatch (body: unknown): IngestRow[] {
+  if (!Array.isArray(body)) throw new BadParameterError(`body must be a JSON array of 1..${INGEST_BATCH_MAX} rows`)
+  if (body.length === 0 || body.length > INGEST_BATCH_MAX) {
+    throw new BadParameterError(`body must hold 1..${INGEST_BATCH_MAX} rows, not ${body.length} (send more as NDJSON)`)
+  }
+  body.forEach((row: unknown, i) => {
+    const issue = validateRow(row)
+    if (issue !== undefined) throw new BadParameterError(`row ${i}: ${describeIssue(issue, 'row')}`)
+  })
+  return body as IngestRow[]
+}
+
+// POST /api/log/: gateways write rows, as a JSON batch or an NDJSON backfill.
+const ingestRoutes: FastifyPluginAsyncTypebox<IngestRoutesOptions> = async (app, opts) => {
+  const keyDigest = opts.ingestKey === undefined ? null : digest(opts.ingestKey)
+  const requireAdmin = app.requireRole(Role.admin)
+
+  // The ingest key is compared as a digest in constant time; anything else must be an admin.
+  app.addHook('onRequest', async function authenticateIngest (request: FastifyRequest, reply: FastifyReply) {
+    if (keyDigest !== null) {
+      const credential = credentialFromHeader(request.headers.authorization)
+      if (credential !== undefined && timingSafeEqual(digest(credential), keyDigest)) return
+    }
+    await requireAdmin.call(app, request, reply)
+  })
+
+  // JSON or NDJSON only: anything else is a 415, not a string for the handler to puzzle over.
+  app.removeContentTypeParser('text/plain')
+  // The body stays a stream: backfillLogs reads it line by line as chunks are written.
+  app.addContentTypeParser(NDJSON, function passThrough (_request, payload, done) { done(null, payload) })
+
+  app.post('/', {
+    prefixTrailingSlash: 'slash',
+    bodyLimit: opts.bodyLimit,
+    schema: {
+      operationId: 'ingestLogs',
+      description: descriptions.ingestLogs(opts),
+      summary: 'Write log rows: a JSON batch of up to 1,000 (all or none), or an NDJSON backfill of any size',
+      tags: ['ingest'],
+      security: [...userSecurity, { ingestKey: [] }],
+      body: {
+        content: {
+          'application/json': { schema: IngestBatchSchema },
+          [NDJSON]: { schema: Type.String({ description: 'one IngestLogRow as JSON per line', examples: ['{"user_id":7,"type":2,"model_name":"gpt-4o","quota":1250}\n{"user_id":8,"type":2,"quota":90}\n'] }) }
+        }
+      },
+      response: { 200: ref(IngestedCountResponseSchema), ...errorResponses(400, 401, 403, 413, 415, 500, 503) }
+    },
+    // Checked in the handler: the batch row by row (the message names the row), the NDJSON body as it streams.
+    validatorCompiler: () => () => true,
+    config: { failureMessage: '写入日志失败' }
+  }, async (request, reply) => {
+    const now = () => Math.floor(Date.now() / 1000)
+    if (!isNdjson(request)) {
+      const at = now()
+      const written = await insertLogRows(app.db, checkBatch(request.body).map((r) => toLogRow(r, at)))
+      return ok(written)
+    }
+    try {
+      const written = await backfillLogs(app.pool, request.body as Readable, {
+        chunkRows: opts.chunkRows,
+        chunkBytes: 8 * 1024 * 1024,
+        maxLineBytes: opts.lineLimit,
+        maxBytes: opts.maxBackfillBytes,
+        now,
+        onChunk: (n) => { request.log.debug({ written: n }, 'backfill chunk written') }
+      })
+      request.log.info({ written }, 'backfill written')
+      return ok(written)
+    } catch (err) {
+      if (!(err instanceof BackfillError)) throw err
+      request.log.info({ written: err.written }, 'backfill stopped')
+      // The rest of the body is not wanted: close rather than read it to the end.
+      reply.header('connection', 'close')
+      throw err.kind === 'line' ? new BadParameterError(err.message) : new PayloadTooLargeError(err.message)
+    }
+  })
+}
+
+export default ingestRoutes

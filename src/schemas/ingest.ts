@@ -1,0 +1,52 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { describeLogTypes, LOG_TYPE_MAX, LOG_TYPE_MIN } from '../domain.js'
+import { Envelope, ref } from './common.js'
+import { ingestedExample, ingestRowExample } from './examples.js'
+
+// One log row as a gateway writes it (POST /api/log/, a JSON array or NDJSON lines). Strict:
+// unknown fields are refused rather than dropped, so a misspelt `model` fails loudly instead of
+// storing an empty model_name; nothing is coerced ("5" is not a number here).
+
+export const INGEST_BATCH_MAX = 1000
+
+const INT4_MAX = 2_147_483_647
+// PostgreSQL text cannot hold NUL: refused here, not as a 500 from the database.
+const NO_NUL = '^[^\\u0000]*$'
+const text = (maxLength: number, description?: string) => Type.String({ maxLength, pattern: NO_NUL, ...(description === undefined ? {} : { description }) })
+const count = (description?: string) => Type.Integer({ minimum: 0, maximum: INT4_MAX, ...(description === undefined ? {} : { description }) })
+const opt = <T extends TSchema>(schema: T) => Type.Optional(schema)
+
+export const IngestRowSchema = Type.Object({
+  user_id: Type.Integer({ minimum: 1, maximum: INT4_MAX, description: 'the user the row belongs to (users.id); not checked against users, so rows may arrive before the user' }),
+  type: Type.Integer({ minimum: LOG_TYPE_MIN, maximum: LOG_TYPE_MAX, description: describeLogTypes() }),
+  created_at: opt(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'unix seconds; default: when the service received the row' })),
+  content: opt(text(65_535)),
+  username: opt(text(255)),
+  token_name: opt(text(255)),
+  model_name: opt(text(255)),
+  quota: opt(Type.Integer({ minimum: -Number.MAX_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER })),
+  prompt_tokens: opt(count()),
+  completion_tokens: opt(count()),
+  use_time: opt(count('seconds')),
+  is_stream: opt(Type.Boolean()),
+  channel_id: opt(count('channels.id, 0 = none')),
+  token_id: opt(count('tokens.id, 0 = none')),
+  group: opt(text(255)),
+  ip: opt(text(64)),
+  request_id: opt(text(64, 'default: a new random id (32 hex digits)')),
+  other: opt(text(65_535, 'JSON-encoded string, stored as given'))
+}, { $id: 'IngestLogRow', title: 'IngestLogRow', additionalProperties: false, examples: [ingestRowExample] })
+
+export type IngestRow = Static<typeof IngestRowSchema>
+
+export const IngestBatchSchema = Type.Array(ref(IngestRowSchema), {
+  minItems: 1,
+  maxItems: INGEST_BATCH_MAX,
+  description: `1..${INGEST_BATCH_MAX} rows, written in one statement: all or none`
+})
+
+export const IngestedCountResponseSchema = Envelope(Type.Integer({ description: 'rows written' }), {
+  $id: 'IngestedCountResponse',
+  description: 'The number of rows written',
+  examples: [ingestedExample]
+})
