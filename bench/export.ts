@@ -1,11 +1,11 @@
 // node --import tsx bench/export.ts --database-url postgres://…/<a copy of a seeded database>
 //
 // The export routes against a seeded table: the service runs as a child process (as production
-// starts it); every row is exported as CSV and as NDJSON by an admin, and one heavy user's rows by
-// that user, while the service's RSS (/proc/<pid>/status) and CPU time (/proc/<pid>/stat) are
-// sampled. The baseline in the same run reads the same rows through the admin list with its
-// keyset cursor, page after page, as a client without the export route would. Reads only, except
-// for creating bench_admin when the database has no admin with an access token.
+// starts it); an admin exports every row as CSV and as NDJSON, and the rows of the most common
+// model; the heaviest user exports their own rows. The service's RSS (/proc/<pid>/status) and CPU
+// time (/proc/<pid>/stat) are sampled throughout. The baseline in the same run reads the same rows
+// through the admin list with its keyset cursor, page after page, as a client without the export
+// route would. Reads only, except for creating bench_admin when no admin has an access token.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import os from 'node:os'
@@ -135,6 +135,7 @@ const { rows: [heavy] } = await client.query<{ id: number, token: string, n: str
   select u.id, u.access_token as token, c.n from users u
   join (select user_id, count(*) as n from logs group by user_id order by n desc limit 1) c on c.user_id = u.id
   where u.access_token is not null and u.status = 1`)
+const { rows: [model] } = await client.query<{ model_name: string, n: string }>('select model_name, count(*) as n from logs group by 1 order by 2 desc limit 1')
 if (args['no-vacuum'] !== true) await client.query('vacuum (analyze) logs')
 await client.end()
 
@@ -146,6 +147,9 @@ try {
   const cases: Array<{ name: string, go: () => Promise<{ lines: number, bytes: number, firstByteMs: number, requests?: number }>, header: number }> = [
     { name: 'admin export csv', go: async () => await streamExport(`${service.url}/api/log/export?format=csv`, headersOf(admin)), header: 1 },
     { name: 'admin export ndjson', go: async () => await streamExport(`${service.url}/api/log/export?format=ndjson`, headersOf(admin)), header: 0 },
+    ...(model === undefined
+      ? []
+      : [{ name: `admin export csv, model_name=${model.model_name} (${Number(model.n).toLocaleString('en-US')} rows)`, go: async () => await streamExport(`${service.url}/api/log/export?${new URLSearchParams({ model_name: model.model_name })}`, headersOf(admin)), header: 1 }]),
     ...(heavy === undefined
       ? []
       : [{ name: `self export csv (user ${heavy.id}, ${Number(heavy.n).toLocaleString('en-US')} rows)`, go: async () => await streamExport(`${service.url}/api/log/self/export`, headersOf(heavy)), header: 1 }]),

@@ -106,7 +106,7 @@ function createFolder (db: Kysely<Database>, opts: MaintenancePluginOptions) {
 export default fp<MaintenancePluginOptions>(async function maintenancePlugin (app, opts) {
   const fold = createJob('folding stat deltas', app.log)
   const vacuum = createJob('vacuum of logs after the purge', app.log)
-  const folder = createFolder(app.db, opts)
+  const folder = createFolder(app.maintenanceDb, opts)
   const foldNow = () => fold.start(folder.run)
   let vacuumsCancelled = 0
   let runningVacuum: BackgroundVacuum | null = null
@@ -114,7 +114,7 @@ export default fp<MaintenancePluginOptions>(async function maintenancePlugin (ap
   app.decorate('maintenance', {
     vacuumLogs () {
       vacuum.start(async () => {
-        runningVacuum = vacuumLogsInBackground(app.db)
+        runningVacuum = vacuumLogsInBackground(app.maintenanceDb)
         try {
           await runningVacuum.done
           app.log.info('vacuumed logs after the purge')

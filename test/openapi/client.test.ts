@@ -187,6 +187,8 @@ t.test('the program calls every operation of the real app and reads typed answer
       getLogStat: { status: 200, quota: 1000, rpm: 0, tpm: 0 },
       searchLogs: { status: 200, ids: [stranger, hello], ips: ['203.0.113.7', ''] },
       listTokenLogs: { status: 200, byKey: [second, hello], byBearer: [second, hello], rateLimitRemaining: /^\d+$/ },
+      exportLogs: { status: 200, ids: [stranger, noKey, second, hello], disposition: /^attachment; filename="logs-\d+\.ndjson"$/ },
+      exportSelfLogs: { status: 200, header: 'id,user_id,created_at,type,content,token_name,model_name,quota,prompt_tokens,completion_tokens,use_time,is_stream,group,request_id', records: 4 },
       ingestLogs: { status: 200, written: 1 },
       deleteHistoryLogs: { status: 200, deleted: 1 }
     })

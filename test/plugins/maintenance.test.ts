@@ -54,3 +54,19 @@ t.test('folding off: no fold runs; a vacuum asked for twice runs once at a time'
   await sleep(100)
   t.match(app.maintenance.status(), { fold: { enabled: false, runs: 0 }, vacuum: { runs: 1, failures: 0, cancelled: 0 } }, 'the second did not start')
 })
+
+t.test('the fold goes on while requests hold every connection of their pool', async (t) => {
+  const app = await buildMaintenance(t, 20)
+  // Both request connections taken, as under a load that keeps the pool busy.
+  const held = await Promise.all([app.pool.connect(), app.pool.connect()])
+  t.teardown(() => { for (const c of held) c.release() })
+  const { rows: [written] } = await held[0]!.query<{ pending: string }>(`
+    with written as (insert into logs (user_id, created_at, type) values (1, 1800000000, 2), (2, 1800000060, 2) returning 1)
+    select count(*) as pending from written`)
+  t.equal(Number(written?.pending), 2)
+  t.equal(app.pool.idleCount, 0, 'no request connection is free')
+  const deltas = async () => Number((await held[1]!.query<{ n: string }>('select count(*) as n from logs_stat_delta')).rows[0]!.n)
+  t.ok(await until(async () => await deltas() === 0), 'the deltas were folded on the fold\'s own connection')
+  const { rows: [folded] } = await held[1]!.query<{ n: string }>('select coalesce(sum(n), 0) as n from logs_stat_hourly')
+  t.equal(Number(folded?.n), 2, 'into the rollups')
+})

@@ -158,7 +158,8 @@ t.test('bad input is never a 500', async (t) => {
       ['GET', '/api/log/self/nope'],
       ['GET', '/api/nothing'],
       ['GET', '/'],
-      ['POST', '/api/log/'],
+      ['POST', '/api/log/self'],
+      ['PUT', '/api/log/'],
       ['PUT', '/api/log/self'],
       ['DELETE', '/api/log/self'],
       ['GET', '/api/log/search/extra?keyword=a']

@@ -163,6 +163,10 @@ t.test('admin export: CSV, newest first, and headers', async (t) => {
     t.ok(lines.body.startsWith('{'), 'no BOM in NDJSON')
   })
 
+  t.test('HEAD does not run an export', async (t) => {
+    t.equal((await app.inject({ method: 'HEAD', url: '/api/log/export', headers: admin.headers })).statusCode, 404)
+  })
+
   t.test('bad parameters are 400 envelopes, not attachments', async (t) => {
     for (const [query, name] of [[{ format: 'xlsx' }, /format/], [{ type: '9' }, /type/], [{ start_timestamp: '20', end_timestamp: '10' }, /start_timestamp/]] as const) {
       const res = await get(app, '/api/log/export', admin.headers, query)

@@ -79,7 +79,10 @@ function batchQuery (db: Kysely<Database>, audience: ExportAudience, format: Exp
     .orderBy('b.created_at', 'desc').orderBy('b.id', 'desc')
 }
 
-/** The compiled statement with its values inlined as literals, for COPY. */
+/**
+ * The compiled statement with its values inlined as literals, for COPY. Every `$n` in Kysely's text
+ * is a placeholder: this module's own SQL fragments hold no `$`.
+ */
 export function inlineValues (text: string, parameters: readonly unknown[]): string {
   return text.replace(/\$([0-9]+)/g, (_, n: string) => {
     const value = parameters[Number(n) - 1]

@@ -4,7 +4,7 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyReply } from 'fastify'
 import { ExportTooLargeError } from '../../errors.js'
 import { csvRecord } from '../../lib/csv.js'
 import type { LogFilter } from '../../queries/logs/filter.js'
-import { EXPORT_BATCH_SIZE, EXPORT_FIELDS, exportBatches, exportSize, type ExportAudience, type ExportFormat } from '../../queries/logs/export.js'
+import { EXPORT_FIELDS, exportBatches, exportSize, type ExportAudience, type ExportFormat } from '../../queries/logs/export.js'
 import { errorResponses } from '../../schemas/common.js'
 import { adminItemExample, userItemExample } from '../../schemas/examples.js'
 import { adminFilterProps, commonFilterProps, requestIdProp, TypeFilterSchema } from '../../schemas/log.js'
@@ -68,15 +68,15 @@ export interface ExportRoutesOptions {
   /** which route this scope gets: /export (admin) or /self/export (user) */
   audience: ExportAudience
   maxRows: number
-  batchSize?: number
 }
 
 /** GET /api/log/export and /api/log/self/export: every matching row as CSV or NDJSON, streamed in keyset batches. */
+// No HEAD routes: Fastify answers HEAD by running the GET handler and draining its stream, which
+// here would read every matching row for nothing.
 const exportRoutes: FastifyPluginAsyncTypebox<ExportRoutesOptions> = async (app, opts) => {
-  const cap = { maxRows: opts.maxRows, batchSize: opts.batchSize ?? EXPORT_BATCH_SIZE }
-
   if (opts.audience === 'admin') {
     app.get('/export', {
+      exposeHeadRoute: false,
       schema: {
         operationId: 'exportLogs',
         description: descriptions.exportLogs(opts.maxRows),
@@ -89,12 +89,13 @@ const exportRoutes: FastifyPluginAsyncTypebox<ExportRoutesOptions> = async (app,
       config: { failureMessage: '导出日志失败' }
     }, async (request, reply) => {
       const { format, bom, ...filters } = request.query
-      return await sendExport(app, reply, toFilter(filters), { audience: 'admin', format: format ?? 'csv', bom: bom === true, ...cap })
+      return await sendExport(app, reply, toFilter(filters), { audience: 'admin', format: format ?? 'csv', bom: bom === true, maxRows: opts.maxRows })
     })
     return
   }
 
   app.get('/self/export', {
+    exposeHeadRoute: false,
     schema: {
       operationId: 'exportSelfLogs',
       description: descriptions.exportSelfLogs(opts.maxRows),
@@ -108,7 +109,7 @@ const exportRoutes: FastifyPluginAsyncTypebox<ExportRoutesOptions> = async (app,
   }, async (request, reply) => {
     const { format, bom, ...filters } = request.query
     const filter = { ...toFilter(filters), userId: currentUser(request).id }
-    return await sendExport(app, reply, filter, { audience: 'user', format: format ?? 'csv', bom: bom === true, ...cap })
+    return await sendExport(app, reply, filter, { audience: 'user', format: format ?? 'csv', bom: bom === true, maxRows: opts.maxRows })
   })
 }
 
@@ -117,7 +118,6 @@ interface ExportRequest {
   format: ExportFormat
   bom: boolean
   maxRows: number
-  batchSize: number
 }
 
 /**

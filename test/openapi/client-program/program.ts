@@ -82,6 +82,14 @@ const errorCodes: Record<string, { status: number, code: ErrorCode | undefined }
   badParameter: { status: badParameter.response.status, code: badParameter.error?.code }
 }
 
+// Exports are text, read as such (parseAs), with the filters of the lists.
+const adminExport = await admin.GET('/api/log/export', { params: { query: { format: 'ndjson', start_timestamp: since } }, parseAs: 'text' })
+if (adminExport.error !== undefined) throw failed('exportLogs', adminExport.response, adminExport.error)
+const selfExport = await user.GET('/api/log/self/export', { params: { query: { format: 'csv' } }, parseAs: 'text' })
+if (selfExport.error !== undefined) throw failed('exportSelfLogs', selfExport.response, selfExport.error)
+const exportedIds = adminExport.data.split('\n').filter((line) => line !== '').map((line): unknown => JSON.parse(line))
+  .map((row) => typeof row === 'object' && row !== null && 'id' in row ? row.id : null)
+
 // Written after the reads above, so that they count only the seeded rows; created_at defaults to now.
 const ingested = await admin.POST('/api/log/', { body: [{ user_id: Number(env('LOG_USER_ID')), type: 2, model_name: 'generated-client', quota: 5 }] })
 if (ingested.error !== undefined) throw failed('ingestLogs', ingested.response, ingested.error)
@@ -116,6 +124,8 @@ const report = {
     byBearer: byBearer.data.data.map((item) => item.id),
     rateLimitRemaining: byBearer.response.headers.get('X-RateLimit-Remaining')
   },
+  exportLogs: { status: adminExport.response.status, ids: exportedIds, disposition: adminExport.response.headers.get('Content-Disposition') },
+  exportSelfLogs: { status: selfExport.response.status, header: selfExport.data.split('\r\n')[0], records: selfExport.data.split('\r\n').length - 2 },
   ingestLogs: { status: ingested.response.status, written: ingested.data.data },
   deleteHistoryLogs: { status: purge.response.status, deleted: purge.data.data },
   errors: errorCodes
