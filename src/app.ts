@@ -14,6 +14,7 @@ import maintenancePlugin from './plugins/maintenance.js'
 import openapiPlugin from './plugins/openapi.js'
 import healthRoutes from './routes/health.js'
 import logRoutes from './routes/log/index.js'
+import { tokenPreflightOperation } from './routes/log/token.js'
 import { ErrorResponseSchema } from './schemas/common.js'
 import { IngestedCountResponseSchema, IngestRowSchema } from './schemas/ingest.js'
 import { AdminItemSchema, RESPONSE_SCHEMAS, UserItemSchema } from './schemas/log.js'
@@ -77,7 +78,10 @@ export async function buildApp (config: AppConfig, overrides: FastifyHttpOptions
     if (invalid !== undefined) throw new BadParameterError(`query parameter ${invalid.name} ${invalid.reason}`)
   })
 
-  await app.register(openapiPlugin, { publicUrl: config.PUBLIC_URL ?? `http://${config.HOST}:${config.PORT}` })
+  await app.register(openapiPlugin, {
+    publicUrl: config.PUBLIC_URL ?? `http://${config.HOST}:${config.PORT}`,
+    extraOperations: { '/api/log/token': { options: tokenPreflightOperation } }
+  })
   await app.register(docsPlugin)
 
   await app.register(rateLimit, {

@@ -7,6 +7,8 @@ import swagger from '@fastify/swagger'
 export interface OpenapiPluginOptions {
   /** where clients reach the service: the document's one server */
   publicUrl: string
+  /** operations answered by a plugin rather than a route of ours (the CORS preflight), by path and method */
+  extraOperations?: Record<string, Record<string, object>>
 }
 
 export default fp<OpenapiPluginOptions>(async function openapiPlugin (app, opts) {
@@ -15,7 +17,8 @@ export default fp<OpenapiPluginOptions>(async function openapiPlugin (app, opts)
       openapi: '3.0.3',
       info: {
         title: 'LLM gateway log service',
-        description: 'The /api/log routes of an LLM API gateway (new-api compatible). Every response is the envelope {success, message, data?}.',
+        description: 'The /api/log routes of an LLM API gateway (new-api compatible). Every response is the envelope {success, message, data?}, ' +
+          'errors included: a path that does not exist answers 404 with code LOG_NOT_FOUND (the `default` response of every operation).',
         version: '1.0.0',
         contact: { name: 'LLM gateway log service maintainers' }
       },
@@ -39,7 +42,15 @@ export default fp<OpenapiPluginOptions>(async function openapiPlugin (app, opts)
       }
     },
     // Name shared components after their $id, so generated clients get ErrorResponse, UserLogItem…
-    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) }
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
+    transformObject: (document) => {
+      if (!('openapiObject' in document)) return document.swaggerObject
+      const doc = document.openapiObject
+      for (const [path, operations] of Object.entries(opts.extraOperations ?? {})) {
+        doc.paths = { ...doc.paths, [path]: { ...doc.paths?.[path], ...operations } }
+      }
+      return doc
+    }
   })
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())

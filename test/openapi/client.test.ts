@@ -190,6 +190,7 @@ t.test('the program calls every operation of the real app and reads typed answer
       exportLogs: { status: 200, ids: [stranger, noKey, second, hello], disposition: /^attachment; filename="logs-\d+\.ndjson"$/ },
       exportSelfLogs: { status: 200, header: 'id,user_id,created_at,type,content,token_name,model_name,quota,prompt_tokens,completion_tokens,use_time,is_stream,group,request_id', records: 4 },
       ingestLogs: { status: 200, written: 1 },
+      preflightTokenLogs: { status: 204, allowOrigin: '*', allowHeaders: /Authorization/ },
       deleteHistoryLogs: { status: 200, deleted: 1 }
     })
   })

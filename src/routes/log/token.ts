@@ -19,6 +19,49 @@ const corsHeaders = {
   'Access-Control-Expose-Headers': Type.String({ description: 'Retry-After and the X-RateLimit-* headers, readable by the page' })
 }
 
+/** The CORS of this route, as @fastify/cors is told it and as the document describes the preflight. */
+export const TOKEN_CORS = {
+  origin: '*',
+  methods: ['GET', 'OPTIONS'],
+  allowedHeaders: ['Authorization', 'Content-Type'],
+  exposedHeaders: ['Retry-After', 'X-RateLimit-Limit', 'X-RateLimit-Remaining', 'X-RateLimit-Reset'],
+  maxAge: 600
+}
+
+/**
+ * The preflight as an OpenAPI operation. @fastify/cors answers it (its route is hidden from the
+ * document), so the operation is added to the document by the openapi plugin, from TOKEN_CORS.
+ */
+export const tokenPreflightOperation = {
+  operationId: 'preflightTokenLogs',
+  summary: 'CORS preflight of the token route (sent by browsers)',
+  description: 'What a browser sends before a cross-origin GET /api/log/token with an Authorization header. Answers 204 with the ' +
+    `CORS headers: any origin, methods ${TOKEN_CORS.methods.join(', ')}, request headers ${TOKEN_CORS.allowedHeaders.join(', ')}, cached for ` +
+    `${TOKEN_CORS.maxAge} s. No credentials; not rate limited.`,
+  tags: ['token'],
+  security: [],
+  parameters: [
+    { name: 'Origin', in: 'header', required: true, schema: { type: 'string' }, description: 'the page\'s origin', example: 'https://status.example.com' },
+    { name: 'Access-Control-Request-Method', in: 'header', required: true, schema: { type: 'string', enum: ['GET'] }, description: 'the method the page will use' },
+    { name: 'Access-Control-Request-Headers', in: 'header', required: false, schema: { type: 'string' }, description: 'the headers the page will send', example: 'authorization' }
+  ],
+  responses: {
+    204: {
+      description: 'Preflight accepted',
+      headers: {
+        'Access-Control-Allow-Origin': { schema: { type: 'string', enum: [TOKEN_CORS.origin] }, description: 'any origin' },
+        'Access-Control-Allow-Methods': { schema: { type: 'string', example: TOKEN_CORS.methods.join(', ') }, description: 'the methods allowed' },
+        'Access-Control-Allow-Headers': { schema: { type: 'string', example: TOKEN_CORS.allowedHeaders.join(', ') }, description: 'the request headers allowed' },
+        'Access-Control-Max-Age': { schema: { type: 'integer', example: TOKEN_CORS.maxAge }, description: 'seconds a browser may cache this answer' }
+      }
+    },
+    400: {
+      description: 'Not a preflight: Origin or Access-Control-Request-Method missing (answered by the CORS plugin in plain text)',
+      content: { 'text/plain': { schema: { type: 'string', example: 'Invalid Preflight Request' } } }
+    }
+  }
+}
+
 export interface TokenRoutesOptions {
   rateLimitMax: number
   rateLimitWindowMs: number
@@ -29,13 +72,7 @@ export interface TokenRoutesOptions {
  * only, so no other route sends CORS headers; the rate limit runs before the key is looked up.
  */
 const tokenRoutes: FastifyPluginAsyncTypebox<TokenRoutesOptions> = async (app, opts) => {
-  await app.register(cors, {
-    origin: '*',
-    methods: ['GET', 'OPTIONS'],
-    allowedHeaders: ['Authorization', 'Content-Type'],
-    exposedHeaders: ['Retry-After', 'X-RateLimit-Limit', 'X-RateLimit-Remaining', 'X-RateLimit-Reset'],
-    maxAge: 600
-  })
+  await app.register(cors, TOKEN_CORS)
 
   app.get('/', {
     schema: {

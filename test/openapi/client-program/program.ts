@@ -72,6 +72,9 @@ if (byKey.error !== undefined) throw failed('listTokenLogs', byKey.response, byK
 const byBearer = await anonymous.GET('/api/log/token', { headers: { Authorization: `Bearer ${apiKey}` } })
 if (byBearer.error !== undefined) throw failed('listTokenLogs', byBearer.response, byBearer.error)
 
+// What a browser sends first; Origin and the requested method are the operation's header parameters.
+const preflight = await anonymous.OPTIONS('/api/log/token', { params: { header: { Origin: 'https://status.example.com', 'Access-Control-Request-Method': 'GET', 'Access-Control-Request-Headers': 'authorization' } } })
+
 // Errors come back typed too: the envelope, its code one of the document's enum.
 const forbidden = await user.GET('/api/log/', {})
 const unauthenticated = await anonymous.GET('/api/log/self', {})
@@ -128,6 +131,7 @@ const report = {
   exportSelfLogs: { status: selfExport.response.status, header: selfExport.data.split('\r\n')[0], records: selfExport.data.split('\r\n').length - 2 },
   ingestLogs: { status: ingested.response.status, written: ingested.data.data },
   deleteHistoryLogs: { status: purge.response.status, deleted: purge.data.data },
+  preflightTokenLogs: { status: preflight.response.status, allowOrigin: preflight.response.headers.get('Access-Control-Allow-Origin'), allowHeaders: preflight.response.headers.get('Access-Control-Allow-Headers') },
   errors: errorCodes
 }
 
