@@ -101,7 +101,11 @@ const ingestRoutes: FastifyPluginAsyncTypebox<IngestRoutesOptions> = async (app,
       request.log.info({ written }, 'backfill written')
       return ok(written)
     } catch (err) {
-      if (!(err instanceof BackfillError)) throw err
+      if (!(err instanceof BackfillError)) {
+        // A client that hung up mid-body is not a server failure; whole chunks before it stay written.
+        if (request.raw.destroyed) request.log.info('backfill stopped: the client went away')
+        throw err
+      }
       request.log.info({ written: err.written }, 'backfill stopped')
       // The rest of the body is not wanted: close rather than read it to the end.
       reply.header('connection', 'close')
