@@ -3,6 +3,7 @@ import { buildApp } from './app.js'
 import { ensureRootUser } from './bootstrap.js'
 import { loadConfig, type Config } from './config.js'
 import { migrateToLatest } from './db/migrate.js'
+import { EmbeddedStartError } from './db/embedded.js'
 import { resolveDatabase } from './db/resolve.js'
 import { createDb, createPool } from './db/pool.js'
 
@@ -17,7 +18,12 @@ function readConfig (): Config {
 
 const config = readConfig()
 
-const database = await resolveDatabase(config, { announce: (line) => process.stdout.write(`${line}\n`) })
+const database = await resolveDatabase(config, { announce: (line) => process.stdout.write(`${line}\n`) }).catch((err: unknown) => {
+  // A start-up problem the operator can fix: one sentence, no stack trace.
+  if (!(err instanceof EmbeddedStartError)) throw err
+  process.stderr.write(`${err.message}\n`)
+  process.exit(1)
+})
 const databaseUrl = database.url
 
 // Migrations and the first-start root user run on their own short-lived connection, before the

