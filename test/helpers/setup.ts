@@ -4,7 +4,6 @@ import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import { createDb, createPool } from '../../src/db/pool.js'
-import { embeddedBinaries, embeddedStartProblem } from '../../src/db/embedded-checks.js'
 import { migrateToLatest } from '../../src/db/migrate.js'
 import { freePort, spawnTsx } from '../../src/lib/child-process.js'
 import { databaseUrl, stateFile, TEMPLATE_DB, type TestDbState } from './state.js'
@@ -19,11 +18,6 @@ async function startEmbedded (): Promise<TestDbState> {
   const dataDir = path.join(dir, 'data')
   const readyFile = path.join(dir, 'ready')
   const port = await freePort()
-  const problem = await embeddedStartProblem({ dataDir, port, asRoot: process.getuid?.() === 0, ...await embeddedBinaries() })
-  if (problem !== undefined) {
-    process.stderr.write(`The tests' embedded PostgreSQL cannot start: ${problem}\n`)
-    process.exit(1)
-  }
   const log = openSync(path.join(dir, 'owner.log'), 'a')
   const owner = spawnTsx(path.join(import.meta.dirname, 'embedded-owner.ts'), [dataDir, String(port), readyFile], {
     detached: true,
