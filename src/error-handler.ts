@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { isDatabaseError, isDatabaseUnavailable } from './db/errors.js'
 import { clientErrorCode, type ErrorCode } from './errors.js'
+import { describeIssue } from './lib/validator.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -9,22 +10,12 @@ declare module 'fastify' {
   }
 }
 
-interface ValidationIssue {
-  instancePath: string
-  keyword: string
-  message?: string
-  params: Record<string, unknown>
-}
+type ValidationIssue = Parameters<typeof describeIssue>[0]
 
 /** Ajv's first issue as a sentence that names the parameter: `page_size must be <= 100`. */
 function describeValidation (issues: ValidationIssue[], context: string | undefined): string {
   const issue = issues[0]
-  if (issue === undefined) return 'invalid request'
-  const path = issue.instancePath.replace(/^\//, '').replace(/\//g, '.')
-  if (issue.keyword === 'required') return `${String(issue.params.missingProperty)} is required`
-  if (issue.keyword === 'additionalProperties') return `unknown parameter ${String(issue.params.additionalProperty)}`
-  const name = path === '' ? (context ?? 'request') : path
-  return `${name} ${issue.message ?? 'is invalid'}`
+  return issue === undefined ? 'invalid request' : describeIssue(issue, context ?? 'request', 'parameter')
 }
 
 export function errorEnvelope (message: string, code: ErrorCode) {

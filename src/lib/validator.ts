@@ -52,12 +52,14 @@ export const validatorCompiler: FastifySchemaCompiler<object> = ({ schema }) => 
 const strictAjv = new Ajv({ coerceTypes: false, useDefaults: false, removeAdditional: false, allErrors: false, strict: false })
 addFormats.default(strictAjv)
 
-/** Ajv's first issue as `field must be …`, naming the field (or `row` for the value itself). */
-export function describeIssue (issue: ErrorObject, whole = 'value'): string {
+/**
+ * Ajv's issue as a sentence naming what it is about: `page_size must be <= 100`, `quota is
+ * required`, `unknown parameter x`. `whole` names the value itself, `member` what its properties are.
+ */
+export function describeIssue (issue: Pick<ErrorObject, 'instancePath' | 'keyword' | 'params' | 'message'>, whole = 'value', member = 'field'): string {
   const path = issue.instancePath.replace(/^\//, '').replace(/\//g, '.')
   if (issue.keyword === 'required') return `${path === '' ? '' : `${path}.`}${String(issue.params.missingProperty)} is required`
-  if (issue.keyword === 'additionalProperties') return `unknown field ${String(issue.params.additionalProperty)}`
-  if (issue.keyword === 'pattern') return `${path === '' ? whole : path} must not contain NUL characters`
+  if (issue.keyword === 'additionalProperties') return `unknown ${member} ${String(issue.params.additionalProperty)}`
   return `${path === '' ? whole : path} ${issue.message ?? 'is invalid'}`
 }
 

@@ -40,24 +40,7 @@ export const deletedExample = envelope(300_000)
 
 export const errorExample = { success: false, message: 'page_size must be <= 100', code: 'LOG_BAD_PARAMETER' }
 
-export const ingestRowExample = {
-  user_id: 7,
-  type: LogType.consume,
-  created_at: 1_764_460_800,
-  username: 'alice',
-  token_name: 'prod-1',
-  token_id: 31,
-  model_name: 'gpt-4o',
-  channel_id: 5,
-  quota: 1250,
-  prompt_tokens: 320,
-  completion_tokens: 180,
-  use_time: 3,
-  is_stream: true,
-  group: 'default',
-  ip: '203.0.113.7',
-  content: 'model ratio 2.50, completion ratio 4.00, cache ratio 0.10, group ratio 1.00',
-  other: '{"cache_ratio":0.1,"cache_tokens":0}'
-}
+/** A row as a gateway writes it: the admin item without what the service adds (id, channel_name). */
+export const ingestRowExample = (({ id: _id, channel_name: _channelName, ...row }) => row)(adminItemExample)
 
 export const ingestedExample = envelope(1000)

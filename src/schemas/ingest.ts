@@ -1,5 +1,6 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { describeLogTypes, LOG_TYPE_MAX, LOG_TYPE_MIN } from '../domain.js'
+import { compileStrict, describeIssue } from '../lib/validator.js'
 import { Envelope, ref } from './common.js'
 import { ingestedExample, ingestRowExample } from './examples.js'
 
@@ -38,6 +39,17 @@ export const IngestRowSchema = Type.Object({
 }, { $id: 'IngestLogRow', title: 'IngestLogRow', additionalProperties: false, examples: [ingestRowExample] })
 
 export type IngestRow = Static<typeof IngestRowSchema>
+
+const validateRow = compileStrict<IngestRow>(IngestRowSchema)
+
+/** What is wrong with a row, naming the field (`model_name must be string`); undefined when it is a valid row. */
+export function rowProblem (value: unknown): string | undefined {
+  const issue = validateRow(value)
+  if (issue === undefined) return undefined
+  // The one pattern of the schema: Ajv would quote the regular expression.
+  if (issue.keyword === 'pattern') return `${issue.instancePath.replace(/^\//, '')} must not contain NUL characters`
+  return describeIssue(issue, 'row')
+}
 
 export const IngestBatchSchema = Type.Array(ref(IngestRowSchema), {
   minItems: 1,

@@ -1,7 +1,6 @@
 import type pg from 'pg'
 import { BodyTooLargeError, LineError, ndjsonLines } from '../../lib/ndjson.js'
-import { compileStrict, describeIssue } from '../../lib/validator.js'
-import { IngestRowSchema, type IngestRow } from '../../schemas/ingest.js'
+import { rowProblem, type IngestRow } from '../../schemas/ingest.js'
 import { ChunkSums, copyLine, copyLogChunk, toLogRow } from './ingest.js'
 
 // A backfill of any size from NDJSON, one COPY transaction per chunk. Memory is bounded by two
@@ -31,8 +30,6 @@ export class BackfillError extends Error {
   }
 }
 
-const validateRow = compileStrict<IngestRow>(IngestRowSchema)
-
 function parseLine (text: string, line: number): IngestRow {
   let value: unknown
   try {
@@ -40,8 +37,8 @@ function parseLine (text: string, line: number): IngestRow {
   } catch {
     throw new LineError(line, 'is not valid JSON')
   }
-  const issue = validateRow(value)
-  if (issue !== undefined) throw new LineError(line, describeIssue(issue, 'row'))
+  const problem = rowProblem(value)
+  if (problem !== undefined) throw new LineError(line, problem)
   return value as IngestRow
 }
 

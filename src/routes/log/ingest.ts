@@ -7,9 +7,8 @@ import { BadParameterError, PayloadTooLargeError } from '../../errors.js'
 import { credentialFromHeader } from '../../plugins/auth.js'
 import { BackfillError, backfillLogs } from '../../queries/logs/backfill.js'
 import { insertLogRows, toLogRow } from '../../queries/logs/ingest.js'
-import { compileStrict, describeIssue } from '../../lib/validator.js'
 import { errorResponses, ok, ref } from '../../schemas/common.js'
-import { INGEST_BATCH_MAX, IngestBatchSchema, IngestedCountResponseSchema, IngestRowSchema, type IngestRow } from '../../schemas/ingest.js'
+import { INGEST_BATCH_MAX, IngestBatchSchema, IngestedCountResponseSchema, rowProblem, type IngestRow } from '../../schemas/ingest.js'
 import { descriptions } from './descriptions.js'
 import { userSecurity } from './shared.js'
 
@@ -23,7 +22,6 @@ export interface IngestRoutesOptions {
 }
 
 const NDJSON = 'application/x-ndjson'
-const validateRow = compileStrict<IngestRow>(IngestRowSchema)
 const digest = (s: string) => createHash('sha256').update(s).digest()
 
 function isNdjson (request: FastifyRequest): boolean {
@@ -37,8 +35,8 @@ function checkBatch (body: unknown): IngestRow[] {
     throw new BadParameterError(`body must hold 1..${INGEST_BATCH_MAX} rows, not ${body.length} (send more as NDJSON)`)
   }
   body.forEach((row: unknown, i) => {
-    const issue = validateRow(row)
-    if (issue !== undefined) throw new BadParameterError(`row ${i}: ${describeIssue(issue, 'row')}`)
+    const problem = rowProblem(row)
+    if (problem !== undefined) throw new BadParameterError(`row ${i}: ${problem}`)
   })
   return body as IngestRow[]
 }
