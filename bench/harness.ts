@@ -109,7 +109,7 @@ async function inspectDatabase (client: pg.ClientBase, o: BenchOptions, log: Log
   }
   log(`[bench] logs: ${stats.rows.toLocaleString('en-US')} rows; sampling parameters…`)
   const machine = await machineInfo(client)
-  const { rows: sizeRows } = await client.query("select pg_total_relation_size('logs') as b")
+  const { rows: sizeRows } = await client.query("select sum(pg_total_relation_size(relid)) as b from (select 'logs'::regclass as relid union select relid from pg_partition_tree('logs')) t")
   const logsSizeMb = Math.round(Number((sizeRows[0] as { b: string }).b) / 2 ** 20)
   return { stats, machine, logsSizeMb }
 }

@@ -52,7 +52,7 @@ async function startChild (name: string, script: string, env: NodeJS.ProcessEnv,
 
 /** The service as production starts it (src/server.ts: migrate, then listen), quiet but for warnings. */
 export async function startService (databaseUrl: string, env: NodeJS.ProcessEnv = {}): Promise<ChildServer> {
-  return await startChild('service', 'src/server.ts', { ...SERVICE_ENV, ...env, DATABASE_URL: databaseUrl }, '/healthz', 120_000)
+  return await startChild('service', 'src/server.ts', { ...SERVICE_ENV, ...env, DATABASE_URL: databaseUrl }, '/readyz', 120_000)
 }
 
 /** What the harness sets for the service; everything else comes from the environment or the defaults. */
@@ -81,14 +81,14 @@ export function readRss (pid: number): { rssMb: number, peakMb: number } | null 
   }
 }
 
-/** pino lines at warn (40) or above from the service's output. */
-export function serviceWarnings (output: string): Array<{ level: number, msg: string, err?: string }> {
-  const lines: Array<{ level: number, msg: string, err?: string }> = []
+/** pino lines at warn (40) or above from the service's output, with the request's URL when logged. */
+export function serviceWarnings (output: string): Array<{ level: number, msg: string, err?: string, url?: string }> {
+  const lines: Array<{ level: number, msg: string, err?: string, url?: string }> = []
   for (const line of output.split('\n')) {
     if (!line.startsWith('{')) continue
     try {
-      const entry = JSON.parse(line) as { level?: number, msg?: string, err?: { message?: string } }
-      if ((entry.level ?? 0) >= 40) lines.push({ level: entry.level ?? 0, msg: entry.msg ?? '', err: entry.err?.message })
+      const entry = JSON.parse(line) as { level?: number, msg?: string, err?: { message?: string }, req?: { url?: string } }
+      if ((entry.level ?? 0) >= 40) lines.push({ level: entry.level ?? 0, msg: entry.msg ?? '', err: entry.err?.message, url: entry.req?.url })
     } catch {
       // not a log line
     }

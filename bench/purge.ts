@@ -23,6 +23,18 @@ export async function httpRequest (url: string, method: string, headers: Record<
   })
 }
 
+/** DELETE /api/log/?target_timestamp=…: the status, the rows it reports deleted, and what went wrong. */
+export async function sendPurge (serviceUrl: string, target: number, adminHeaders: Record<string, string>): Promise<{ status: number, deleted: number, error?: string }> {
+  try {
+    const res = await httpRequest(`${serviceUrl}/api/log/?target_timestamp=${target}`, 'DELETE', adminHeaders)
+    const body = JSON.parse(res.body) as { data?: unknown, message?: string }
+    if (res.status === 200 && typeof body.data === 'number') return { status: res.status, deleted: body.data }
+    return { status: res.status, deleted: 0, error: body.message ?? res.body.slice(0, 200) }
+  } catch (err) {
+    return { status: 0, deleted: 0, error: err instanceof Error ? err.message : String(err) }
+  }
+}
+
 /** created_at of the row at the given fraction of the table, oldest first (an index-only walk). */
 export async function purgeTarget (client: pg.ClientBase, rows: number, fraction = PURGE_FRACTION) {
   const offset = Math.floor(rows * fraction)
@@ -53,20 +65,7 @@ export async function runPurgePhase (o: PurgePhaseOptions): Promise<PurgeResult>
   // Readers run for as long as the purge does; stopped when it answers.
   const during = startLoad({ ...load, duration: 24 * 3600 })
   const started = process.hrtime.bigint()
-  let status = 0
-  let deleted = 0
-  let error: string | undefined
-  try {
-    const res = await httpRequest(`${o.serviceUrl}/api/log/?target_timestamp=${target}`, 'DELETE', o.adminHeaders)
-    status = res.status
-    const body = JSON.parse(res.body) as { data?: unknown, message?: string }
-    if (status === 200 && typeof body.data === 'number') deleted = body.data
-    else error = body.message ?? res.body.slice(0, 200)
-  } catch (err) {
-    error = err instanceof Error ? err.message : String(err)
-  } finally {
-    during.stop()
-  }
+  const { status, deleted, error } = await sendPurge(o.serviceUrl, target, o.adminHeaders).finally(() => { during.stop() })
   const seconds = Number(process.hrtime.bigint() - started) / 1e9
   const duringStats = await during.result
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type pg from 'pg'
 import { CompiledQuery, PostgresDialect, type DatabaseConnection, type Driver, type QueryResult, type TransactionSettings } from 'kysely'
 import { planPolicyOf } from './plan.js'
@@ -59,14 +60,18 @@ class PlannedPostgresDriver implements Driver {
     await this.pool.end()
   }
 
-  /** The statement name for a prepared statement's text, one name per text for the pool's life. */
+  /**
+   * The statement name for a prepared statement's text, one name per text for the pool's life.
+   * Named after the text's digest, not a counter: the reads' Kysely (db/replicas.ts) checks out
+   * primary connections too, and its driver's names must not mean another text there.
+   */
   #nameOf (query: CompiledQuery): string | undefined {
     if (!this.prepare) return undefined
     const policy = planPolicyOf(query.queryId)
     if (policy?.kind !== 'prepared') return undefined
     let name = this.#names.get(query.sql)
     if (name === undefined && this.#names.size < MAX_NAMED) {
-      name = `${policy.label}:${this.#names.size}`
+      name = `${policy.label}:${createHash('sha256').update(query.sql).digest('base64url').slice(0, 16)}`
       this.#names.set(query.sql, name)
     }
     return name

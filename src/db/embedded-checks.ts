@@ -52,6 +52,25 @@ export async function portInUse (port: number): Promise<boolean> {
   })
 }
 
+/**
+ * The port of a server already running on `dataDir` (its postmaster.pid names a live process),
+ * so that a second process (the CLI beside the service) uses it instead of failing to start one.
+ */
+export function runningServerPort (dataDir: string): number | undefined {
+  const file = path.join(dataDir, 'postmaster.pid')
+  if (!existsSync(file)) return undefined
+  // postmaster.pid: pid, data directory, start time, port, … one per line.
+  const [pid, , , port] = readFileSync(file, 'utf8').split('\n')
+  if (pid === undefined || port === undefined || !/^[0-9]+$/.test(pid.trim()) || !/^[0-9]+$/.test(port.trim())) return undefined
+  try {
+    process.kill(Number(pid), 0)
+  } catch (err) {
+    // EPERM: alive, another user's (the postgres user, seen from a non-root process).
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return undefined
+  }
+  return Number(port)
+}
+
 /** The major version of the cluster in `dataDir`, if it holds one. */
 export function clusterMajor (dataDir: string): number | undefined {
   const file = path.join(dataDir, 'PG_VERSION')

@@ -18,7 +18,7 @@ types.setTypeParser(pg.types.builtins.INT8, (v: string) => Number(v))
 types.setTypeParser(pg.types.builtins.NUMERIC, (v: string) => Number(v))
 
 export function createPool (opts: PoolOptions): pg.Pool {
-  return new pg.Pool({
+  const pool = new pg.Pool({
     connectionString: opts.connectionString,
     max: opts.max ?? 10,
     types,
@@ -32,6 +32,12 @@ export function createPool (opts: PoolOptions): pg.Pool {
     // queries that answer in milliseconds (../shared/research/perf-limits.md §4).
     options: '-c jit=off'
   })
+  // pg-pool listens for a lost connection only while the client is idle in the pool. One lost
+  // while checked out between two statements (a transaction's, a purge's) emits 'error' on the
+  // client with nobody listening, which would crash the process: the statement that next uses it
+  // fails instead, and the driver discards the connection.
+  pool.on('connect', (client) => { client.on('error', () => {}) })
+  return pool
 }
 
 /**

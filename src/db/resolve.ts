@@ -18,6 +18,6 @@ export async function resolveDatabase (
   const url = opts.url ?? config.DATABASE_URL
   if (url !== undefined) return { url, embedded: false, stop: async () => {} }
   opts.announce?.(`DATABASE_URL not set: starting embedded PostgreSQL (data in ${config.EMBEDDED_PG_DIR}, port ${config.EMBEDDED_PG_PORT})`)
-  const server = await startEmbeddedPostgres({ dataDir: config.EMBEDDED_PG_DIR, port: config.EMBEDDED_PG_PORT, database: 'logs' })
+  const server = await startEmbeddedPostgres({ dataDir: config.EMBEDDED_PG_DIR, port: config.EMBEDDED_PG_PORT, database: 'logs', announce: opts.announce })
   return { url: server.url, embedded: true, stop: server.stop }
 }

@@ -28,9 +28,40 @@ function firstNonFinite (data: unknown, path = ''): string | undefined {
   return undefined
 }
 
-export const validatorCompiler: FastifySchemaCompiler<object> = ({ schema }) => {
+/** Decimal digits with an optional minus sign: what a query string's integer may be. */
+const DECIMAL_INTEGER = /^-?[0-9]+$/
+
+/** The top-level properties a query schema types as integers. */
+function integerProperties (schema: object): string[] {
+  const properties = (schema as { properties?: Record<string, { type?: unknown }> }).properties ?? {}
+  return Object.entries(properties).filter(([, p]) => p.type === 'integer').map(([name]) => name)
+}
+
+/**
+ * Ajv coerces a query string's integer with Number(), which reads '0x10', ' 5', '1e1' and '0b11'
+ * as numbers and '  ' as 0. The contract's integers are decimal digits: anything else is refused
+ * before coercion, as Ajv would refuse a non-number.
+ */
+function firstNonDecimal (data: unknown, names: string[]): ErrorObject | undefined {
+  if (data === null || typeof data !== 'object') return undefined
+  for (const name of names) {
+    const value = (data as Record<string, unknown>)[name]
+    if (typeof value === 'string' && !DECIMAL_INTEGER.test(value)) {
+      return { instancePath: `/${name}`, schemaPath: `#/properties/${name}/type`, keyword: 'type', params: { type: 'integer' }, message: 'must be integer' }
+    }
+  }
+  return undefined
+}
+
+export const validatorCompiler: FastifySchemaCompiler<object> = ({ schema, httpPart }) => {
   const validate: ValidateFunction = ajv.compile(schema)
+  const integers = httpPart === 'querystring' ? integerProperties(schema) : []
   const check = (data: unknown) => {
+    const lenient = firstNonDecimal(data, integers)
+    if (lenient !== undefined) {
+      check.errors = [lenient]
+      return false
+    }
     if (!validate(data)) {
       check.errors = validate.errors
       return false

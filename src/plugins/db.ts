@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import type { Kysely } from 'kysely'
 import type pg from 'pg'
 import { createDb, createPool } from '../db/pool.js'
+import { ReplicaRouter } from '../db/replicas.js'
 import type { Database } from '../db/types.js'
 
 export interface DbPluginOptions {
@@ -10,6 +11,10 @@ export interface DbPluginOptions {
   statementTimeoutMs: number
   connectTimeoutMs: number
   preparedStatements: boolean
+  /** streaming replicas' URLs (DATABASE_READ_URL); none: every read goes to the primary */
+  readConnectionStrings?: string[]
+  readMaxLagMs?: number
+  readLagCheckIntervalMs?: number
 }
 
 declare module 'fastify' {
@@ -23,6 +28,18 @@ declare module 'fastify' {
      * every answer grew slower with the deltas it had not folded.
      */
     maintenanceDb: Kysely<Database>
+    /** the pool under maintenanceDb, for its gauges */
+    maintenancePool: pg.Pool
+    /**
+     * For reads that may be a little behind (lists, stats, searches, exports, API-key lookups): a
+     * replica within READ_MAX_LAG_MS, else the primary. Without DATABASE_READ_URL, app.db itself.
+     * Writes, and reads that must see them (auth's user status), use app.db.
+     */
+    readDb: Kysely<Database>
+    /** the connections under readDb, as a pool, for what Kysely cannot do (COPY) */
+    readPool: pg.Pool
+    /** the replicas' router, for their metrics; null without DATABASE_READ_URL */
+    replicas: ReplicaRouter | null
   }
 }
 
@@ -45,10 +62,37 @@ export default fp<DbPluginOptions>(async function dbPlugin (app, opts) {
 
   const pool = poolOf(opts.poolMax, 'log-service')
   const db = createDb(pool, { prepared: opts.preparedStatements })
-  // Two: the fold, and a vacuum of logs after a purge, which may run for minutes beside it.
-  const maintenanceDb = createDb(poolOf(2, 'log-service-maintenance'))
+  // Three: the fold, retention's purge, and the vacuum of logs after a purge, which may run for
+  // minutes beside them.
+  const maintenancePool = poolOf(3, 'log-service-maintenance')
+  const maintenanceDb = createDb(maintenancePool)
   app.decorate('db', db)
   app.decorate('pool', pool)
   app.decorate('maintenanceDb', maintenanceDb)
-  app.addHook('onClose', async () => { await Promise.all([db.destroy(), maintenanceDb.destroy()]) })
+  app.decorate('maintenancePool', maintenancePool)
+
+  const readUrls = opts.readConnectionStrings ?? []
+  const replicas = readUrls.length === 0
+    ? null
+    : new ReplicaRouter({
+      connectionStrings: readUrls,
+      primary: pool,
+      primaryConnectionString: opts.connectionString,
+      poolMax: opts.poolMax,
+      statementTimeoutMs: opts.statementTimeoutMs,
+      connectTimeoutMs: opts.connectTimeoutMs,
+      maxLagMs: opts.readMaxLagMs ?? 5000,
+      checkIntervalMs: opts.readLagCheckIntervalMs ?? 1000,
+      log: app.log
+    })
+  const readDb = replicas === null ? db : createDb(replicas.asPool(), { prepared: opts.preparedStatements })
+  app.decorate('readDb', readDb)
+  app.decorate('readPool', replicas === null ? pool : replicas.asPool())
+  app.decorate('replicas', replicas)
+  replicas?.start()
+  // readDb first: its reads may be on primary connections, which db's destroy ends.
+  app.addHook('onClose', async () => {
+    if (readDb !== db) await readDb.destroy()
+    await Promise.all([db.destroy(), maintenanceDb.destroy()])
+  })
 }, { name: 'db', fastify: '5.x' })

@@ -1,14 +1,16 @@
 import fp from 'fastify-plugin'
-import type { FastifyBaseLogger } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/types.js'
+import { ensurePartitions, periodAhead, readLayout, type PartitionGrain } from '../queries/partitions.js'
+import { purgeLogsBefore, PurgeStoppedError } from '../queries/purge.js'
 import { FOLD_CHUNK, foldStatDeltas } from '../queries/rollups/fold.js'
 import { DELTA_TABLE, ROLLUPS } from '../queries/rollups/model.js'
 import { vacuumLogsInBackground, vacuumStatTables, type BackgroundVacuum } from '../queries/vacuum.js'
 
-// The service's background work, in one place: the stat fold on a timer, the VACUUM of logs a
-// purge asks for, and (later) retention. Each job runs one at a time, stops on close, and keeps a
-// status that metrics can read.
+// The service's background work, in one place: the stat fold on a timer, history purges (the
+// API's and retention's), the VACUUM of logs a purge asks for. Each job runs one at a time, stops
+// on close, and keeps a status that metrics read.
 
 export interface MaintenancePluginOptions {
   /** how often the triggers' deltas are folded into the rollups; 0 turns folding off */
@@ -18,6 +20,25 @@ export interface MaintenancePluginOptions {
    * upserted unit) matter less than the deltas', and a vacuum a minute is plenty
    */
   rollupVacuumIntervalMs?: number
+  /** purge batch sizes, as for the API's purge */
+  purge: { batchSize: number, unitMaxRows: number }
+  /** days of history retention keeps; undefined turns retention off */
+  retentionDays?: number
+  /** how often retention runs */
+  retentionIntervalMs: number
+  /** how long after start-up retention first runs (within a minute, not at once: start-up stays light) */
+  retentionFirstDelayMs?: number
+  /** how often partitions are created ahead, on the partitioned layout (hourly) */
+  partitionUpkeepIntervalMs?: number
+  /** how long after start-up partitions are first created ahead (not at once: start-up stays light) */
+  partitionUpkeepFirstDelayMs?: number
+}
+
+export type PurgeSource = 'api' | 'retention'
+
+export interface PurgeRequest {
+  source: PurgeSource
+  onBatch?: (deleted: number, total: number) => void
 }
 
 export interface JobStatus {
@@ -32,11 +53,45 @@ export interface JobStatus {
 export interface MaintenanceStatus {
   fold: JobStatus & { enabled: boolean, deltasFolded: number }
   vacuum: JobStatus & { cancelled: number }
+  purge: {
+    running: boolean
+    source: PurgeSource | null
+    runs: number
+    /** purges stopped at a batch boundary by shutdown */
+    interrupted: number
+    /** rows deleted by every purge of this process */
+    rowsDeleted: number
+    /** rows deleted so far by the running purge */
+    currentRowsDeleted: number
+    lastEndedAt: number | null
+  }
+  retention: JobStatus & {
+    enabled: boolean
+    days: number | null
+    rowsDeleted: number
+    /** unix seconds below which the last run deleted */
+    lastCutoff: number | null
+    /** runs that found another purge under way (an API purge, or another instance's retention) */
+    skipped: number
+  }
+  partitions: JobStatus & {
+    /** the database's layout as last read: null on the plain table */
+    grain: PartitionGrain | null
+    created: number
+  }
 }
 
 export interface Maintenance {
   /** Starts a throttled VACUUM of logs in the background, unless one runs (after a purge). */
   vacuumLogs: () => void
+  /**
+   * Deletes history below `before` (unix seconds) in batches, one purge at a time across every
+   * instance; null when another holds the lock. Throws PurgeStoppedError when shutdown stopped it
+   * at a batch boundary. A purge that deleted rows leaves a VACUUM of logs running behind it.
+   */
+  purge: (db: Kysely<Database>, before: number, request: PurgeRequest) => Promise<number | null>
+  /** aborted as the service starts to close: long work stops at its next safe point */
+  closing: AbortSignal
   status: () => MaintenanceStatus
 }
 
@@ -103,6 +158,60 @@ function createFolder (db: Kysely<Database>, opts: MaintenancePluginOptions) {
   }
 }
 
+/** Retention: a purge of what is older than the kept days, on a timer, logged and counted. */
+function createRetention (app: FastifyInstance, opts: MaintenancePluginOptions, job: ReturnType<typeof createJob>) {
+  const days = opts.retentionDays
+  let rowsDeleted = 0
+  let lastCutoff: number | null = null
+  let skipped = 0
+  return {
+    current: job.current,
+    status: () => ({ ...job.status, enabled: days !== undefined, days: days ?? null, rowsDeleted, lastCutoff, skipped }),
+    run: () => job.start(async () => {
+      if (days === undefined || app.maintenance.closing.aborted) return
+      const cutoff = Math.floor(Date.now() / 1000) - days * 86_400
+      const deleted = await app.maintenance.purge(app.maintenanceDb, cutoff, { source: 'retention' })
+        .catch((err: unknown) => {
+          // Shutdown: what was deleted is committed; the next start goes on from there.
+          if (err instanceof PurgeStoppedError) return err.deleted
+          throw err
+        })
+      if (deleted === null) {
+        skipped++
+        app.log.info({ days, cutoff }, 'retention skipped: another purge is under way')
+        return
+      }
+      rowsDeleted += deleted
+      lastCutoff = cutoff
+      app.log.info({ days, cutoff, deleted }, `retention deleted ${deleted} rows older than ${days} days`)
+    })
+  }
+}
+
+/**
+ * Partitions ahead of time on the partitioned layout: the current period and PERIODS_AHEAD more,
+ * so rows never wait in the default partition for want of one. Follows the database's layout,
+ * whatever LOG_PARTITIONS says: a partitioned table keeps getting partitions.
+ */
+function createPartitionUpkeep (app: FastifyInstance, job: ReturnType<typeof createJob>) {
+  let grain: PartitionGrain | null = null
+  let created = 0
+  return {
+    current: job.current,
+    status: () => ({ ...job.status, grain, created }),
+    run: () => job.start(async () => {
+      if (app.maintenance.closing.aborted) return
+      const layout = await readLayout(app.maintenanceDb)
+      grain = layout.partitioned ? layout.grain : null
+      if (grain === null) return
+      const now = Math.floor(Date.now() / 1000)
+      const names = await ensurePartitions(app.maintenanceDb, grain, now, periodAhead(grain, now) - 1)
+      created += names.length
+      if (names.length > 0) app.log.info({ partitions: names }, `created ${names.length} partitions of logs`)
+    })
+  }
+}
+
 export default fp<MaintenancePluginOptions>(async function maintenancePlugin (app, opts) {
   const fold = createJob('folding stat deltas', app.log)
   const vacuum = createJob('vacuum of logs after the purge', app.log)
@@ -110,35 +219,103 @@ export default fp<MaintenancePluginOptions>(async function maintenancePlugin (ap
   const foldNow = () => fold.start(folder.run)
   let vacuumsCancelled = 0
   let runningVacuum: BackgroundVacuum | null = null
+  const closing = new AbortController()
+  const purge: MaintenanceStatus['purge'] = { running: false, source: null, runs: 0, interrupted: 0, rowsDeleted: 0, currentRowsDeleted: 0, lastEndedAt: null }
+
+  const vacuumLogs = () => {
+    vacuum.start(async () => {
+      runningVacuum = vacuumLogsInBackground(app.maintenanceDb)
+      try {
+        await runningVacuum.done
+        app.log.info('vacuumed logs after the purge')
+      } finally {
+        runningVacuum = null
+      }
+    })
+  }
 
   app.decorate('maintenance', {
-    vacuumLogs () {
-      vacuum.start(async () => {
-        runningVacuum = vacuumLogsInBackground(app.maintenanceDb)
-        try {
-          await runningVacuum.done
-          app.log.info('vacuumed logs after the purge')
-        } finally {
-          runningVacuum = null
+    vacuumLogs,
+    closing: closing.signal,
+    async purge (db, before, request) {
+      let deleted: number | null = 0
+      try {
+        deleted = await purgeLogsBefore(db, {
+          before,
+          ...opts.purge,
+          signal: closing.signal,
+          onBatch (n, total) {
+            // Set only once the lock is held: another instance's purge is not this one's.
+            purge.running = true
+            purge.source = request.source
+            purge.currentRowsDeleted = total
+            purge.rowsDeleted += n
+            request.onBatch?.(n, total)
+          }
+        })
+        return deleted
+      } catch (err) {
+        if (err instanceof PurgeStoppedError) {
+          purge.interrupted++
+          deleted = err.deleted
         }
-      })
+        throw err
+      } finally {
+        if (deleted !== null) {
+          purge.runs++
+          purge.lastEndedAt = Date.now()
+          if (deleted > 0 && !closing.signal.aborted) vacuumLogs()
+        }
+        purge.running = false
+        purge.source = null
+        purge.currentRowsDeleted = 0
+      }
     },
     status: () => ({
       fold: { ...fold.status, enabled: opts.foldIntervalMs > 0, deltasFolded: folder.folded() },
-      vacuum: { ...vacuum.status, cancelled: vacuumsCancelled }
+      vacuum: { ...vacuum.status, cancelled: vacuumsCancelled },
+      purge: { ...purge },
+      retention: retention.status(),
+      partitions: upkeep.status()
     })
   })
+  const retention = createRetention(app, opts, createJob('retention', app.log))
+  const upkeep = createPartitionUpkeep(app, createJob('creating partitions of logs', app.log))
 
-  let timer: NodeJS.Timeout | null = null
-  if (opts.foldIntervalMs > 0) {
-    timer = setInterval(foldNow, opts.foldIntervalMs)
+  const timers: NodeJS.Timeout[] = []
+  const every = (ms: number, fn: () => unknown) => {
+    const timer = setInterval(fn, ms)
     timer.unref()
+    timers.push(timer)
+  }
+  if (opts.foldIntervalMs > 0) {
+    every(opts.foldIntervalMs, foldNow)
     app.addHook('onReady', async () => { foldNow() })
   }
+  if (opts.retentionDays !== undefined) {
+    every(opts.retentionIntervalMs, retention.run)
+    app.addHook('onReady', async () => {
+      const first = setTimeout(retention.run, opts.retentionFirstDelayMs ?? 10_000)
+      first.unref()
+      timers.push(first)
+    })
+  }
+
+  every(opts.partitionUpkeepIntervalMs ?? 3_600_000, upkeep.run)
+  // The conversion made partitions a week or two months ahead: the first run need not hurry.
+  app.addHook('onReady', async () => {
+    const first = setTimeout(upkeep.run, opts.partitionUpkeepFirstDelayMs ?? 10_000)
+    first.unref()
+    timers.push(first)
+  })
 
   app.addHook('preClose', async () => {
-    if (timer !== null) clearInterval(timer)
+    for (const timer of timers) clearTimeout(timer)
+    // A purge under way (the API's or retention's) stops at its next batch boundary.
+    closing.abort()
     await fold.current()
+    await retention.current()
+    await upkeep.current()
     // Shutdown does not wait for a long vacuum: it is cancelled (a VACUUM stops cleanly) and
     // autovacuum, or the next purge, does the rest.
     const running = runningVacuum

@@ -37,7 +37,8 @@ export default fp<OpenapiPluginOptions>(async function openapiPlugin (app, opts)
           // The token route's `key` query parameter is a parameter, not a scheme: as a scheme, the
           // document generator drops it from the parameters and generated clients cannot send it.
           apiKeyHeader: { type: 'http', scheme: 'bearer', description: 'an API key (sk-…); preferred over the key query parameter' },
-          ingestKey: { type: 'http', scheme: 'bearer', description: 'the INGEST_KEY the service is configured with: may write rows (POST /api/log/) and nothing else' }
+          ingestKey: { type: 'http', scheme: 'bearer', description: 'the INGEST_KEY the service is configured with: may write rows (POST /api/log/) and nothing else' },
+          metricsToken: { type: 'http', scheme: 'bearer', description: 'the METRICS_TOKEN the service is configured with, if any: needed by GET /metrics then' }
         }
       }
     },

@@ -3,7 +3,8 @@ import { plannedPerCall } from '../db/plan.js'
 import type { Database } from '../db/types.js'
 import { rollupWriteLock } from './rollups/fold.js'
 import { DAY, FIRST_UNIT, HOUR } from './rollups/model.js'
-import { deleteRowsStatement, deleteUnitStatement, foldedRowsIn, pruneEmptyRollups, purgeableWhole } from './rollups/purge.js'
+import { deleteRowsStatement, deleteUnitStatement, dropPartitionStatement, foldedRowsIn, pruneEmptyRollups, purgeableWhole } from './rollups/purge.js'
+import { readLayout, type Partition } from './partitions.js'
 import { STAT_TABLES, vacuumStatTables } from './vacuum.js'
 
 // A history purge: batching and locking. What each batch deletes, and how it keeps the rollups
@@ -16,6 +17,14 @@ const lockKey = sql`hashtextextended('log-service:history-purge', 0)`
 /** How often a whole-unit batch is retried after a serialization failure before giving up. */
 const UNIT_RETRIES = 5
 
+/**
+ * How long dropping a partition waits for its lock on logs (ACCESS EXCLUSIVE, held for
+ * milliseconds) before it gives up and tries again: under PostgreSQL's deadlock_timeout (1 s), so
+ * that in a lock cycle with a writer it is the purge that steps back, never the writer.
+ */
+const DETACH_LOCK_TIMEOUT = '500ms'
+const DETACH_ATTEMPTS = 3
+
 /** The whole units a purge may take in one statement, largest first. */
 const UNITS = [DAY, HOUR].filter(purgeableWhole)
 
@@ -27,6 +36,18 @@ export interface PurgeOptions {
   /** a whole UTC day or hour below the target with at most this many rows goes in one batch */
   unitMaxRows: number
   onBatch?: (deleted: number, total: number) => void
+  /** checked between batches: once aborted, the purge stops at the next batch boundary */
+  signal?: AbortSignal
+}
+
+/**
+ * A purge stopped at a batch boundary (shutdown, Ctrl-C): every batch before it is committed and
+ * the rollups are exact, so running the same purge again finishes it.
+ */
+export class PurgeStoppedError extends Error {
+  constructor (readonly deleted: number) {
+    super(`the purge stopped at a batch boundary after deleting ${deleted} rows; run it again to finish`)
+  }
 }
 
 type Conn = Kysely<Database>
@@ -74,12 +95,17 @@ export async function purgeLogsBefore (db: Kysely<Database>, opts: PurgeOptions)
 
 async function runBatches (conn: Conn, opts: PurgeOptions): Promise<number> {
   let total = 0
+  let stopped = false
   // Row batches skip a row that was updated while they ran (its ctid moved on), and they and
   // whole hours within a day can leave rollup rows at zero: where each of these began.
   let rowsFrom: number | null = null
   let zerosFrom: number | null = null
   const pass = async (start: number | null): Promise<void> => {
     for (let from = start; ;) {
+      if (opts.signal?.aborted === true) {
+        stopped = true
+        return
+      }
       const batch = await nextBatch(conn, from, opts)
       if (batch === null) return
       if (batch.unit !== DAY) zerosFrom = Math.min(zerosFrom ?? batch.first, batch.first)
@@ -93,14 +119,41 @@ async function runBatches (conn: Conn, opts: PurgeOptions): Promise<number> {
       opts.onBatch?.(deleted.n, total)
     }
   }
-  await pass(null)
+  // On the partitioned layout, whole partitions below the target first: each is one statement on
+  // the rollups and a DROP, whatever its size. Empty ones are only tidying: they wait until the
+  // rows are gone, so that a lock on logs that holds off their detach delays no deletion.
+  const droppable = await droppablePartitions(conn, opts.before)
+  for (const partition of droppable.filter((p) => p.rows)) {
+    if (opts.signal?.aborted === true) {
+      stopped = true
+      break
+    }
+    const n = await dropPartition(conn, partition)
+    // A long transaction on logs holds off every detach alike: the row batches take over.
+    if (n === null) break
+    if (n === 0) continue
+    total += n
+    opts.onBatch?.(n, total)
+  }
+  if (!stopped) await pass(null)
   // Whole units cannot skip a row (a concurrent change fails their snapshot and they run again);
   // a second pass over what went row by row picks up what those batches skipped.
-  if (rowsFrom !== null) await pass(rowsFrom)
-  if (zerosFrom !== null) await pruneEmptyRollups(conn, zerosFrom, opts.before)
+  if (rowsFrom !== null && !stopped) await pass(rowsFrom)
+  if (!stopped) {
+    for (const partition of droppable.filter((p) => !p.rows)) {
+      if (opts.signal?.aborted === true || await dropPartition(conn, partition) === null) break
+    }
+  }
+  // A stopped purge cleans up too: a re-run starts past the units this one emptied. One that ran
+  // to the end left no rows below the target, so it prunes all the way down: a purge that died
+  // (its connection or process lost) emptied units there and never got to prune them, and its
+  // re-run starts past them too. The unit indexes keep that a range scan over the few rows left.
+  if (!stopped) await pruneEmptyRollups(conn, Number.MIN_SAFE_INTEGER, opts.before)
+  else if (zerosFrom !== null) await pruneEmptyRollups(conn, zerosFrom, opts.before)
   // The rollups' dead rows and index entries are gone at once, not when (or if) autovacuum comes:
   // readers plan against them. `logs` itself is a long vacuum, left to the maintenance plugin.
   if (total > 0) await vacuumStatTables(conn, STAT_TABLES)
+  if (stopped) throw new PurgeStoppedError(total)
   return total
 }
 
@@ -152,4 +205,48 @@ async function deleteUnit (conn: Conn, start: number, end: number): Promise<Dele
       await sql`select pg_advisory_unlock(${rollupWriteLock})`.execute(conn)
     }
   }
+}
+
+/** Range partitions of logs wholly below `before`, oldest first (none on the plain layout), and whether each holds rows. */
+async function droppablePartitions (conn: Conn, before: number): Promise<Array<Partition & { rows: boolean }>> {
+  const layout = await readLayout(conn)
+  const droppable = layout.partitions.filter((p) => p.to <= before && p.from >= DAY * FIRST_UNIT && purgeableWhole(p.to - p.from))
+  if (droppable.length === 0) return []
+  // One statement for all of them: a first retention run can find hundreds of days below its target.
+  const { rows } = await sql<{ name: string, rows: boolean }>`${sql.join(droppable.map((p) =>
+    sql`select ${p.name}::text as name, exists (select from ${sql.table(p.name)}) as rows`), sql` union all `)}`.execute(conn)
+  const holding = new Set(rows.filter((r) => r.rows).map((r) => r.name))
+  return droppable.map((p) => ({ ...p, rows: holding.has(p.name) }))
+}
+
+/**
+ * Drops a partition and its rows' share of every rollup and pending delta in one repeatable-read
+ * transaction. Writers are kept out of the partition from before the snapshot (SHARE lock), so the
+ * rows counted are the rows dropped. Returns the rows dropped, or null when the detach could not
+ * get its lock in a few tries (long readers): the row batches that follow delete those rows instead.
+ */
+async function dropPartition (conn: Conn, p: Partition): Promise<number | null> {
+  for (let attempt = 1; attempt <= DETACH_ATTEMPTS; attempt++) {
+    await sql`select pg_advisory_lock(${rollupWriteLock})`.execute(conn)
+    try {
+      return await conn.transaction().setIsolationLevel('repeatable read').execute(async (trx) => {
+        await sql`lock table ${sql.table(p.name)} in share mode`.execute(trx)
+        const { rows: [r] } = await dropPartitionStatement(p.from, p.to, p.name).execute(trx)
+        // DETACH … CONCURRENTLY would not block readers at all, but PostgreSQL refuses it while
+        // logs has a default partition; a plain DETACH holds its lock for milliseconds.
+        await sql`set local lock_timeout = ${sql.lit(DETACH_LOCK_TIMEOUT)}`.execute(trx)
+        await sql`alter table logs detach partition ${sql.table(p.name)}`.execute(trx)
+        await sql`drop table ${sql.table(p.name)}`.execute(trx)
+        return Number(r?.n ?? 0)
+      })
+    } catch (err) {
+      const code = (err as { code?: string }).code
+      // 55P03 lock_not_available, 40P01 deadlock (the writer won), 40001 a row changed under the snapshot.
+      if (code !== '55P03' && code !== '40P01' && code !== '40001') throw err
+      await new Promise((resolve) => setTimeout(resolve, 200 * attempt))
+    } finally {
+      await sql`select pg_advisory_unlock(${rollupWriteLock})`.execute(conn)
+    }
+  }
+  return null
 }

@@ -26,7 +26,7 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   415: 'Content-Type is neither application/json nor application/x-ndjson',
   429: 'Rate limit exceeded; see the Retry-After header',
   500: 'Database failure',
-  503: 'Database unavailable or the statement timed out; retry later'
+  503: 'Database unavailable or the statement timed out (LOG_DB_UNAVAILABLE), or the service is overloaded and shed the request (LOG_OVERLOADED); retry after Retry-After'
 }
 
 const RetryAfterHeader = Type.Integer({ minimum: 0, description: 'seconds to wait before retrying' })

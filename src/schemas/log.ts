@@ -1,6 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { DEFAULT_STAT_TYPE, describeLogTypes, LOG_TYPE_MAX, LOG_TYPE_MIN } from '../domain.js'
-import { SHORT_KEYWORD_WINDOW } from '../queries/logs/search.js'
 import { Envelope, ref } from './common.js'
 import { adminItemExample, deletedExample, pageExample, userItemExample } from './examples.js'
 import { StatResponseSchema } from './stat.js'
@@ -85,7 +84,7 @@ export const requestIdProp = {
 // No maxLength here: the limit applies after trimming (the request line's own size bounds the raw value).
 export const KeywordSchema = Type.String({
   description: 'trimmed, then 1..128 characters; matched literally and case-insensitively against content, or equal to type when an integer. ' +
-    `A keyword without three letters or digits in a row (e.g. "ab", "超时") is matched against the newest ${SHORT_KEYWORD_WINDOW.toLocaleString('en-US')} rows in scope only.`
+    'A keyword without three letters or digits in a row (e.g. "ab", "超时") is searched by reading rows, within a time budget (see X-Search-Complete).'
 })
 
 export const PageSchema = <T extends typeof UserItemSchema | typeof AdminItemSchema>(item: T) => Type.Object({
@@ -94,7 +93,7 @@ export const PageSchema = <T extends typeof UserItemSchema | typeof AdminItemSch
   total_exact: Type.Boolean({ description: 'false when total is the planner\'s estimate of a very large match set' }),
   page: Type.Integer(),
   page_size: Type.Integer(),
-  next_cursor: Type.Union([Type.String(), Type.Null()], { description: 'pass as cursor for the next page; null on the last page' })
+  next_cursor: Type.Union([Type.String(), Type.Null()], { description: 'pass as cursor for the next page; null when this page is not full (a full last page still has one, and the page after it is empty)' })
 })
 
 // ---- the success responses, as named components (registered in app.ts) ----

@@ -19,16 +19,25 @@ export interface RebuildOptions {
   onBuilt?: (name: string, seconds: number) => void
 }
 
-/** Every index of `table` that no constraint owns (so not the primary key or a unique constraint). */
-export async function captureIndexes (client: pg.ClientBase, table: string): Promise<IndexDefinition[]> {
-  const { rows } = await client.query<IndexDefinition>(`
+/**
+ * The catalog query for every index of `table` that no constraint owns (so not the primary key or
+ * a unique constraint), oldest first, with $1 the table. Shared by the seed's --drop-indexes and the
+ * conversion to partitions (queries/partitions.ts), which rebuild the same indexes.
+ */
+export const SECONDARY_INDEXES_SQL = `
     select c.relname as name, c.oid::regclass::text as "qualifiedName", pg_get_indexdef(c.oid) as definition
       from pg_index x
       join pg_class c on c.oid = x.indexrelid
      where x.indrelid = $1::regclass
        and not exists (select 1 from pg_constraint k where k.conindid = x.indexrelid)
-     order by c.oid`, [table])
-  return rows
+     order by c.oid`
+
+/** Every index of `table` that no constraint owns, as SECONDARY_INDEXES_SQL reads them. */
+export async function captureIndexes (client: pg.ClientBase, table: string): Promise<IndexDefinition[]> {
+  const { rows } = await client.query<IndexDefinition>(SECONDARY_INDEXES_SQL, [table])
+  // A partitioned table's index prints as ON ONLY (the parent alone); built again, it must reach
+  // every partition.
+  return rows.map((r) => ({ ...r, definition: r.definition.replace(/ ON ONLY /, ' ON ') }))
 }
 
 export async function dropIndexes (client: pg.ClientBase, indexes: IndexDefinition[]): Promise<void> {

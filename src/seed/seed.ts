@@ -2,6 +2,8 @@ import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type pg from 'pg'
 import { from as copyFrom } from 'pg-copy-streams'
+import { createDb } from '../db/pool.js'
+import { ensurePartitions, readLayout } from '../queries/partitions.js'
 import { ROLLUP_WRITE_LOCK_NAME, rollupUpsertsText } from '../queries/rollups/fold.js'
 import { insertDimensions, loadDimensions, type Dimensions } from './dimensions.js'
 import { captureIndexes, dropIndexes, rebuildIndexes, type IndexDefinition } from './indexes.js'
@@ -49,7 +51,7 @@ export const SEED_DEFAULTS: Omit<SeedOptions, 'rows'> = {
   chunkBytes: 1 << 20
 }
 
-export type SeedPhase = 'dimensions' | 'drop-indexes' | 'copy' | 'rollups' | 'indexes' | 'analyze'
+export type SeedPhase = 'partitions' | 'dimensions' | 'drop-indexes' | 'copy' | 'rollups' | 'indexes' | 'analyze'
 
 /** Where a caller (the CLI) hears about progress; every member optional, nothing printed by default. */
 export interface SeedReporter {
@@ -106,7 +108,9 @@ export async function seedDatabase (pool: pg.Pool, input: Partial<SeedOptions> &
   const start = end - opts.days * 86_400
   const started = performance.now()
 
-  const { firstId, dropped, copyStarted } = await loadRows(pool, opts, start, end, reporter)
+  const partitioned = await partitionsFor(pool, start, end, reporter)
+  // PostgreSQL has no COPY FREEZE into a partitioned table.
+  const { firstId, dropped, copyStarted } = await loadRows(pool, opts, start, end, !opts.append && !partitioned, reporter)
   const copySeconds = (performance.now() - copyStarted) / 1000
   const indexSeconds = await rebuildDropped(pool, dropped, opts, reporter)
   const { analyzeSeconds, sizes } = await analyzeTables(pool, reporter)
@@ -137,8 +141,22 @@ interface LoadResult {
   copyStarted: number
 }
 
+/**
+ * On the partitioned layout, the load's span gets its partitions first (not the default
+ * partition). Returns whether logs is partitioned.
+ */
+async function partitionsFor (pool: pg.Pool, start: number, end: number, reporter: SeedReporter): Promise<boolean> {
+  // Not destroyed: the pool is the caller's.
+  const db = createDb(pool)
+  const layout = await readLayout(db)
+  if (!layout.partitioned || layout.grain === null) return layout.partitioned
+  const created = await ensurePartitions(db, layout.grain, start, end)
+  if (created.length > 0) reporter.phase?.('partitions', `${created.length} ${layout.grain} partitions`)
+  return true
+}
+
 /** Dimensions, index drops, the COPY and the rollup sums: one transaction, so a failure leaves nothing behind. */
-async function loadRows (pool: pg.Pool, opts: SeedOptions, start: number, end: number, reporter: SeedReporter): Promise<LoadResult> {
+async function loadRows (pool: pg.Pool, opts: SeedOptions, start: number, end: number, freeze: boolean, reporter: SeedReporter): Promise<LoadResult> {
   const client = await pool.connect()
   try {
     await client.query('begin')
@@ -156,7 +174,7 @@ async function loadRows (pool: pg.Pool, opts: SeedOptions, start: number, end: n
     // the index builds, ANALYZE and the first queries do not rewrite every page to set hint bits.
     await copyLogs(client, dims, {
       rows: opts.rows, firstId, start, end, models: opts.models, skew: opts.skew, seed: opts.seed
-    }, !opts.append, opts.chunkBytes, reporter)
+    }, freeze, opts.chunkBytes, reporter)
     await client.query('select setval(pg_get_serial_sequence(\'logs\', \'id\'), $1)', [firstId + opts.rows - 1])
     reporter.phase?.('rollups', 'stat sums of the new rows')
     await writeRollupSums(client, firstId)
@@ -228,7 +246,9 @@ async function analyzeTables (pool: pg.Pool, reporter: SeedReporter): Promise<{ 
   const sizes = await withSession(pool, async (c) => {
     await c.query('analyze logs, users, tokens, channels')
     const { rows } = await c.query<TableSizes>(
-      'select pg_table_size(\'logs\')::float8 as table, pg_indexes_size(\'logs\')::float8 as indexes, pg_total_relation_size(\'logs\')::float8 as total')
+      // Over the partitions too, on the partitioned layout (pg_partition_tree is empty for a plain table).
+      `select sum(pg_table_size(relid))::float8 as table, sum(pg_indexes_size(relid))::float8 as indexes, sum(pg_total_relation_size(relid))::float8 as total
+         from (select 'logs'::regclass as relid union select relid from pg_partition_tree('logs')) t`)
     return rows[0]!
   })
   return { analyzeSeconds: (performance.now() - started) / 1000, sizes }

@@ -1,6 +1,9 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { sql } from 'kysely'
-import { buildTestApp, insertLogs } from '../helpers/app.js'
+import pg from 'pg'
+import { createDb, createPool } from '../../src/db/pool.js'
+import { buildTestApp, createTestDatabase, insertLogs } from '../helpers/app.js'
 
 // The driver behind app.db (src/db/driver.ts): what Kysely's own PostgreSQL driver does, plus
 // each statement's plan policy.
@@ -38,4 +41,28 @@ t.test('the driver', async (t) => {
     const rows = app.db.selectFrom('logs').select('id').stream()
     await t.rejects(rows.next(), /streaming is not supported/)
   })
+})
+
+t.test('a connection lost between two statements of a transaction fails the next one, not the process', async (t) => {
+  const url = await createTestDatabase(t)
+  const db = createDb(createPool({ connectionString: url, max: 2 }))
+  t.teardown(() => db.destroy())
+  const admin = new pg.Client({ connectionString: url })
+  await admin.connect()
+  t.teardown(() => admin.end())
+  const failed = await db.transaction().execute(async (trx) => {
+    const { rows: [me] } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx)
+    await admin.query('select pg_terminate_backend($1)', [me?.pid])
+    // The connection ends while this transaction holds it and runs no statement: the client's
+    // 'error' has no pool listener then.
+    for (let i = 0; i < 100; i++) {
+      const { rows } = await admin.query('select 1 from pg_stat_activity where pid = $1', [me?.pid])
+      if (rows.length === 0) break
+      await sleep(10)
+    }
+    await sleep(50)
+    await sql`select 1`.execute(trx)
+  }).then(() => null, (err: unknown) => err)
+  t.ok(failed instanceof Error, 'the next statement failed')
+  t.strictSame((await sql<{ one: number }>`select 1 as one`.execute(db)).rows, [{ one: 1 }], 'and the pool serves the next query on a new connection')
 })

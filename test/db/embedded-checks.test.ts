@@ -3,7 +3,7 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import t from 'tap'
-import { clusterMajor, embeddedBinaries, embeddedStartProblem, firstBlockedFolder, portInUse, postgresUser } from '../../src/db/embedded-checks.js'
+import { clusterMajor, embeddedBinaries, embeddedStartProblem, firstBlockedFolder, portInUse, postgresUser, runningServerPort } from '../../src/db/embedded-checks.js'
 import { freePort } from '../../src/lib/child-process.js'
 
 // What stops the embedded server, found before it starts: each problem is one sentence naming the cause and the fix.
@@ -66,10 +66,24 @@ t.test('each problem as one sentence', async (t) => {
   const privateDir = path.join(dir, 'private')
   mkdirSync(privateDir, { mode: 0o700 })
   chmodSync(privateDir, 0o700)
-  const asRoot = await embeddedStartProblem({ ...base, port: await freePort(), dataDir: path.join(privateDir, 'data'), asRoot: true })
+  // binDir in an open folder, so that the data folder is what is in the way (this checkout itself
+  // may be in a private folder).
+  const asRoot = await embeddedStartProblem({ ...base, binDir: dir, port: await freePort(), dataDir: path.join(privateDir, 'data'), asRoot: true })
   const postgres = postgresUser()
   if (postgres === undefined || postgres.uid !== process.getuid?.()) {
     t.match(asRoot, new RegExp(`the "postgres" user, which cannot enter ${privateDir} \\(mode 700\\) on the way to its data folder: let it through \\(chmod o\\+x ${privateDir}\\)`))
   }
   for (const sentence of [version, asRoot]) t.notMatch(String(sentence), /\n/, 'one line')
+})
+
+t.test('a server already running on a data folder is found by its postmaster.pid', async (t) => {
+  const dir = tempDir(t)
+  t.equal(runningServerPort(dir), undefined, 'no postmaster.pid')
+  const pidFile = path.join(dir, 'postmaster.pid')
+  writeFileSync(pidFile, `${process.pid}\n${dir}\n1796000000\n54321\n/tmp\n127.0.0.1\n`)
+  t.equal(runningServerPort(dir), 54321, 'a live process: its port')
+  writeFileSync(pidFile, `2147483646\n${dir}\n1796000000\n54321\n`)
+  t.equal(runningServerPort(dir), undefined, 'a dead process left it behind')
+  writeFileSync(pidFile, 'garbage\n')
+  t.equal(runningServerPort(dir), undefined, 'unreadable')
 })

@@ -1,9 +1,10 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import pg from 'pg'
 import type { Insertable, Kysely } from 'kysely'
-import { buildApp, type App } from '../../src/app.js'
+import { buildApp, loggerOptions, type App } from '../../src/app.js'
 import { loadConfig, type Config } from '../../src/config.js'
 import type { Database, LogsTable } from '../../src/db/types.js'
+import { captureLogs, registerSecret } from './secrets.js'
 import { databaseUrl, readState, TEMPLATE_DB } from './state.js'
 
 type Tap = { teardown: (fn: () => unknown) => void }
@@ -33,14 +34,31 @@ export async function createTestDatabase (t: Tap): Promise<string> {
 
 /** The configuration a test app runs with: the schema's defaults, quiet, no auth cache. */
 export function testConfig (overrides: Partial<Config> = {}): Config {
-  return { ...loadConfig({ LOG_LEVEL: 'silent', DB_POOL_MAX: '4', AUTH_CACHE_TTL_MS: '0' }), ...overrides }
+  // Load shedding off: a test process is busy by design (tap, TypeScript, other files on the same
+  // cores), and a stray 503 would fail an unrelated test. test/plugins/pressure.test.ts turns it on.
+  // The failed-authentication limit likewise (test/routes/auth-failures.test.ts): every test
+  // request comes from 127.0.0.1, and auth tests fail on purpose by the dozen.
+  // Statements may run a minute: a test's bulk insert of 40,000 rows passed the production 10 s on
+  // a loaded CI machine. The tests of timeouts set their own.
+  return { ...loadConfig({ LOG_LEVEL: 'silent', DB_POOL_MAX: '4', AUTH_CACHE_TTL_MS: '0', PRESSURE_MAX_EVENT_LOOP_DELAY_MS: '0', PRESSURE_MAX_EVENT_LOOP_UTILIZATION: '0', AUTH_FAILURE_LIMIT: '0', DB_STATEMENT_TIMEOUT_MS: '60000' }), ...overrides }
 }
 
-/** The real app (buildApp, as production) on its own database. */
+/**
+ * The real app (buildApp, as production) on its own database. It logs at debug level into a
+ * capture that is searched, when the test ends, for every secret the tests handed out.
+ */
 export async function buildTestApp (t: Tap, overrides: Partial<Config> = {}): Promise<App> {
   const url = await createTestDatabase(t)
-  const app = await buildApp({ ...testConfig(overrides), DATABASE_URL: url })
-  t.teardown(() => app.close())
+  const config = { ...testConfig(overrides), DATABASE_URL: url }
+  for (const secret of [url, config.ROOT_ACCESS_TOKEN, config.INGEST_KEY, config.METRICS_TOKEN, config.REDIS_URL]) registerSecret(secret)
+  const logs = captureLogs()
+  const app = await buildApp(config, { logger: { ...loggerOptions(overrides.LOG_LEVEL ?? 'debug'), stream: logs.stream } })
+  t.teardown(async () => {
+    await app.close()
+    // Thrown, not asserted: tap takes no assertion once a test has ended; a throw fails it.
+    const leaks = logs.leaks()
+    if (leaks.length > 0) throw new Error(`secrets in the app's log lines:\n${leaks.join('\n')}`)
+  })
   return app
 }
 
@@ -59,6 +77,7 @@ export async function createUser (db: Kysely<Database>, fields: { username?: str
     .values({ username, role: fields.role ?? 1, status: fields.status ?? 1, access_token: token, group: fields.group ?? 'default' })
     .returning('id')
     .executeTakeFirstOrThrow()
+  registerSecret(token)
   return { id: row.id, username, token, headers: { authorization: `Bearer ${token}`, 'new-api-user': String(row.id) } }
 }
 
@@ -68,6 +87,7 @@ export async function createApiKey (db: Kysely<Database>, userId: number, fields
     .values({ user_id: userId, key, name: fields.name ?? 'default', status: fields.status ?? 1, deleted_at: fields.deleted === true ? new Date() : null })
     .returning('id')
     .executeTakeFirstOrThrow()
+  registerSecret(key)
   return { id: row.id, key }
 }
 

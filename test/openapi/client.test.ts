@@ -180,6 +180,8 @@ t.test('the program calls every operation of the real app and reads typed answer
   t.test('the typed answers are the seeded rows', async (t) => {
     t.match(report, {
       healthz: { status: 200, health: 'ok' },
+      readyz: { status: 200, database: 'ok', migrations: 'current' },
+      metrics: { status: 200, contentType: /^text\/plain/, healthzCounted: true },
       listSelfLogs: { status: 200, ids: [noKey, second, hello, ancient], firstContent: 'no key', total: 4, totalExact: true, cursorPageIds: [second] },
       getSelfLogStat: { status: 200, quota: 600, rpm: 0, tpm: 0 },
       searchSelfLogs: { status: 200, contents: ['hello client'] },

@@ -39,7 +39,7 @@ t.test('the generated document lints clean', async (t) => {
 t.test('the paths are the contract\'s, as it writes them', async (t) => {
   const app = await buildTestApp(t)
   const paths = Object.keys((await app.inject({ url: '/openapi.json' })).json().paths).sort()
-  t.strictSame(paths, ['/api/log/', '/api/log/export', '/api/log/search', '/api/log/self', '/api/log/self/export', '/api/log/self/search', '/api/log/self/stat', '/api/log/stat', '/api/log/token', '/healthz'])
+  t.strictSame(paths, ['/api/log/', '/api/log/export', '/api/log/search', '/api/log/self', '/api/log/self/export', '/api/log/self/search', '/api/log/self/stat', '/api/log/stat', '/api/log/token', '/healthz', '/metrics', '/readyz'])
   t.equal((await app.inject({ url: '/api/log' })).statusCode, 401, '/api/log without the slash still reaches the route')
 })
 

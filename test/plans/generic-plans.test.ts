@@ -1,6 +1,6 @@
 import t from 'tap'
 import { sql } from 'kysely'
-import { findTokenByKey, findUserByAccessToken } from '../../src/queries/auth.js'
+import { credentialDigest, findTokenByKey, findUserByAccessToken } from '../../src/queries/auth.js'
 import { listUserLogs, userPage } from '../../src/queries/logs/page.js'
 import { statLogs } from '../../src/queries/logs/stat.js'
 import { pageWithTotal } from '../../src/queries/logs/total.js'
@@ -25,8 +25,8 @@ t.test('hot statements keep their generic plans', async (t) => {
     await pageWithTotal(app.db, { userId: 1 + (i % 2) }, { page: 1, pageSize: 20 }, userPage) // /self
     await listUserLogs(app.db, { tokenId: 1 + (i % 2) }, { page: 1, pageSize: 20 }) // /token
     await statLogs(app.db, { userId: 1 + (i % 2), type: 0 }, 1_800_002_000) // /self/stat of all types, over all time
-    await findUserByAccessToken(app.db, user.token)
-    await findTokenByKey(app.db, key.key)
+    await findUserByAccessToken(app.db, credentialDigest(user.token))
+    await findTokenByKey(app.db, credentialDigest(key.key))
   }
 
   const { rows } = await sql<{ name: string, generic_plans: number, custom_plans: number }>`

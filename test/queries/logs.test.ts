@@ -206,42 +206,52 @@ t.test('searchUserLogs, searchAdminLogs', async (t) => {
   const r = (...n: number[]) => n.map((i) => ids[i - 1]!)
 
   t.test('searchUserLogs', async (t) => {
-    const mine = await searchUserLogs(app.db, { keyword: 'alpha', userId: 1, limit: 100 })
+    const { items: mine, complete } = await searchUserLogs(app.db, { keyword: 'alpha', userId: 1, limit: 100 })
+    t.equal(complete, true)
     t.strictSame(mine.map((i) => i.id), r(2, 1, 5))
     for (const item of mine) t.strictSame(Object.keys(item).sort(), USER_FIELDS)
-    t.strictSame((await searchUserLogs(app.db, { keyword: 'alpha', userId: 1, limit: 2 })).map((i) => i.id), r(2, 1))
-    t.strictSame((await searchUserLogs(app.db, { keyword: 'alpha_', userId: 1, limit: 100 })).map((i) => i.id), r(2))
-    t.strictSame((await searchUserLogs(app.db, { keyword: '%', userId: 1, limit: 100 })).map((i) => i.id), r(1))
-    t.strictSame((await searchUserLogs(app.db, { keyword: '1', userId: 2, limit: 100 })).map((i) => i.id), r(4))
-    t.strictSame((await searchUserLogs(app.db, { keyword: '2', userId: 1, limit: 100 })).map((i) => i.id), r(1))
-    t.strictSame((await searchUserLogs(app.db, { keyword: 'alpha', userId: 3, limit: 100 })), [])
+    t.strictSame((await searchUserLogs(app.db, { keyword: 'alpha', userId: 1, limit: 2 })).items.map((i) => i.id), r(2, 1))
+    t.strictSame((await searchUserLogs(app.db, { keyword: 'alpha_', userId: 1, limit: 100 })).items.map((i) => i.id), r(2))
+    t.strictSame((await searchUserLogs(app.db, { keyword: '%', userId: 1, limit: 100 })).items.map((i) => i.id), r(1))
+    t.strictSame((await searchUserLogs(app.db, { keyword: '1', userId: 2, limit: 100 })).items.map((i) => i.id), r(4))
+    t.strictSame((await searchUserLogs(app.db, { keyword: '2', userId: 1, limit: 100 })).items.map((i) => i.id), r(1))
+    t.strictSame((await searchUserLogs(app.db, { keyword: 'alpha', userId: 3, limit: 100 })).items, [])
   })
 
   t.test('searchAdminLogs', async (t) => {
-    const found = await searchAdminLogs(app.db, { keyword: 'ALPHA', limit: 100 })
+    const { items: found } = await searchAdminLogs(app.db, { keyword: 'ALPHA', limit: 100 })
     t.strictSame(found.map((i) => i.id), r(3, 2, 1, 5))
     for (const item of found) t.strictSame(Object.keys(item).sort(), ADMIN_FIELDS)
     t.equal(found.find((i) => i.id === ids[0])?.channel_name, 'search-chan')
     t.equal(found.find((i) => i.id === ids[1])?.channel_name, '')
-    t.strictSame((await searchAdminLogs(app.db, { keyword: 'alpha', limit: 1 })).map((i) => i.id), r(3))
+    t.strictSame((await searchAdminLogs(app.db, { keyword: 'alpha', limit: 1 })).items.map((i) => i.id), r(3))
     // Ties on created_at 30: id desc.
-    t.strictSame((await searchAdminLogs(app.db, { keyword: '1', limit: 100 })).map((i) => i.id), r(4, 5))
-    t.strictSame((await searchAdminLogs(app.db, { keyword: 'e', limit: 100 })).map((i) => i.id), r(4, 3, 1))
+    t.strictSame((await searchAdminLogs(app.db, { keyword: '1', limit: 100 })).items.map((i) => i.id), r(4, 5))
+    t.strictSame((await searchAdminLogs(app.db, { keyword: 'e', limit: 100 })).items.map((i) => i.id), r(4, 3, 1))
   })
 
-  t.test('a keyword without a trigram is matched against the newest rows in scope only', async (t) => {
+  t.test('a keyword without a trigram is read for, chunk by chunk, within a budget', async (t) => {
     t.equal(trigramSearchable('ab'), false)
     t.equal(trigramSearchable('超时'), false)
     t.equal(trigramSearchable('a%b_c'), false)
     t.equal(trigramSearchable('abc'), true)
     t.equal(trigramSearchable('参数错误'), true)
-    // newest first the rows are 3/4 (created_at 30), 2 (20), 1 (10), 5 (5)
-    t.strictSame((await searchAdminLogs(app.db, { keyword: 'ph', limit: 100, shortKeywordWindow: 3 })).map((i) => i.id), r(3, 2),
-      'rows 1 and 5 match "ph" but are older than the 3 newest')
-    t.strictSame((await searchAdminLogs(app.db, { keyword: 'pha', limit: 100, shortKeywordWindow: 3 })).map((i) => i.id), r(3, 2, 1, 5),
-      'a keyword with a trigram searches everything')
-    t.strictSame((await searchUserLogs(app.db, { keyword: 'ph', userId: 1, limit: 100, shortKeywordWindow: 2 })).map((i) => i.id), r(2, 1),
-      "a user's window is their own newest rows")
+    const chunksOf = (chunkRows: number, budgetMs = 60_000) => ({ chunkRows, budgetMs })
+    // newest first the rows are 4/3 (created_at 30), 2 (20), 1 (10), 5 (5)
+    for (const rows of [1, 2, 3, 5, 100]) {
+      const found = await searchAdminLogs(app.db, { keyword: 'ph', limit: 100, scan: chunksOf(rows) })
+      t.strictSame({ ids: found.items.map((i) => i.id), complete: found.complete }, { ids: r(3, 2, 1, 5), complete: true },
+        `chunks of ${rows}: every match, whichever chunk holds it, ties (created_at 30) split or not`)
+    }
+    t.strictSame((await searchAdminLogs(app.db, { keyword: 'ph', limit: 2, scan: chunksOf(1) })).items.map((i) => i.id), r(3, 2), 'stops at the limit')
+    t.strictSame(await searchAdminLogs(app.db, { keyword: 'ph', limit: 100, scan: chunksOf(3, 0) }).then((r) => ({ ids: r.items.map((i) => i.id), complete: r.complete })),
+      { ids: r(3, 2), complete: false }, 'budget 0: the newest chunk only (rows 4, 3, 2), and the answer says it is incomplete')
+    t.strictSame((await searchAdminLogs(app.db, { keyword: 'pha', limit: 100, scan: chunksOf(1, 0) })).items.map((i) => i.id), r(3, 2, 1, 5),
+      'a keyword with a trigram is looked up in the index, whatever the budget')
+    t.strictSame(await searchUserLogs(app.db, { keyword: 'ph', userId: 1, limit: 100, scan: chunksOf(1) }).then((r) => ({ ids: r.items.map((i) => i.id), complete: r.complete })),
+      { ids: r(2, 1, 5), complete: true }, "a user's chunks are their own rows")
+    t.strictSame(await searchUserLogs(app.db, { keyword: 'ph', userId: 1, limit: 100, scan: chunksOf(2, 0) }).then((r) => ({ ids: r.items.map((i) => i.id), complete: r.complete })),
+      { ids: r(2, 1), complete: false }, "budget 0: the user's own newest chunk")
   })
 })
 

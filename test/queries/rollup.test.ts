@@ -6,7 +6,7 @@ import type { LogFilter } from '../../src/queries/logs/filter.js'
 import { countLogs } from '../../src/queries/logs/total.js'
 import { foldStatDeltas } from '../../src/queries/rollups/fold.js'
 import { exactSums } from '../../src/queries/rollups/read.js'
-import { purgeLogsBefore } from '../../src/queries/purge.js'
+import { purgeLogsBefore, PurgeStoppedError } from '../../src/queries/purge.js'
 import { STAT_TABLES, vacuumStatTables } from '../../src/queries/vacuum.js'
 import type { App } from '../../src/app.js'
 
@@ -126,11 +126,16 @@ t.test('folding and vacuuming the stat tables keeps answers exact', async (t) =>
   t.strictSame(await exactSums(app.db, { userId: 1 }), { n: 2, quota: 12 })
 })
 
+/** `n` rows `step` seconds apart from `first`, over three users and four types, quota i. */
+function spreadRows (n: number, first: number, step: number) {
+  return Array.from({ length: n }, (_, i) => ({
+    user_id: 1 + (i % 3), created_at: first + i * step, type: [1, 2, 2, 5][i % 4] as number, quota: i
+  }))
+}
+
 t.test('a purge adjusts the rollups itself, exactly, leaving no deltas and no emptied units', async (t) => {
   const app = await buildTestApp(t, { STAT_FOLD_INTERVAL_MS: 0 })
-  const rows = Array.from({ length: 400 }, (_, i) => ({
-    user_id: 1 + (i % 3), created_at: T0 - 7200 + i * 97, type: [1, 2, 2, 5][i % 4] as number, quota: i
-  }))
+  const rows = spreadRows(400, T0 - 7200, 97)
   await insertLogs(app.db, rows)
   await foldStatDeltas(app.db)
   const target = T0 + 5000
@@ -148,9 +153,7 @@ t.test('a purge adjusts the rollups itself, exactly, leaving no deltas and no em
 t.test('a purge by whole days, whole hours or row by row leaves exact rollups, with deltas pending', async (t) => {
   const day0 = T0 - (T0 % 86_400) - 2 * 86_400
   const target = T0 + 5000 // mid-hour, in the third day
-  const rows = Array.from({ length: 900 }, (_, i) => ({
-    user_id: 1 + (i % 3), created_at: day0 + 100 + i * 331, type: [1, 2, 2, 5][i % 4] as number, quota: i
-  }))
+  const rows = spreadRows(900, day0 + 100, 331)
   const expectedGone = rows.filter((r) => r.created_at < target).length
   const batches: Record<number, number> = {}
   // 0: every row goes through row batches; 60: days (≈ 260 rows) are too big, hours (≈ 11) are not
@@ -174,4 +177,32 @@ t.test('a purge by whole days, whole hours or row by row leaves exact rollups, w
     })
   }
   t.ok(batches[1_000_000]! < batches[60]! && batches[60]! < batches[0]!, `days, then hours, take fewer batches (${JSON.stringify(batches)})`)
+})
+
+t.test('a purge stopped at a batch boundary leaves exact rollups, and running it again finishes it', async (t) => {
+  const app = await buildTestApp(t, { STAT_FOLD_INTERVAL_MS: 0 })
+  const rows = spreadRows(300, T0 - 7200, 97)
+  await insertLogs(app.db, rows)
+  await foldStatDeltas(app.db)
+  const target = T0 + 20_000
+  const expectedGone = rows.filter((r) => r.created_at < target).length
+  const stop = new AbortController()
+  let batches = 0
+  const stopped = await purgeLogsBefore(app.db, {
+    before: target,
+    batchSize: 10,
+    unitMaxRows: 0,
+    signal: stop.signal,
+    onBatch: () => { if (++batches === 3) stop.abort() }
+  }).then(() => null, (err: unknown) => err)
+  t.ok(stopped instanceof PurgeStoppedError, 'the purge stopped')
+  t.equal((stopped as PurgeStoppedError).deleted, 30, 'after its third batch of 10')
+  t.equal(rows.length - Number((await scan(app, {})).n), 30, 'exactly those rows are gone')
+  await assertExact(t, app, 'after a stopped purge')
+  t.equal(await purgeLogsBefore(app.db, { before: target, batchSize: 10, unitMaxRows: 0 }), expectedGone - 30, 'a re-run deletes the rest')
+  t.equal(Number((await scan(app, { endTimestamp: target - 1 })).n), 0, 'nothing below the target is left')
+  t.equal(Number((await scan(app, {})).n), rows.length - expectedGone, 'and everything from the target on is kept')
+  await assertExact(t, app, 'after the re-run')
+  const stale = await app.db.selectFrom('logs_stat_minutely').select('minute').where('minute', '<', Math.floor(target / 60)).execute()
+  t.strictSame(stale, [], 'no emptied units are left in the rollups')
 })

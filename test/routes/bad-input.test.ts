@@ -123,6 +123,15 @@ t.test('bad input is never a 500', async (t) => {
         }
       })
 
+      t.test('an integer is decimal digits with an optional minus sign, nothing else', async (t) => {
+        // Each of these was read as a number by Number() coercion: 16, 5, 10, 3, 7, 0.
+        for (const param of route.ints) {
+          for (const bad of ['0x10', '%205', '5%20', '1e1', '0b11', '0o7', '%20%20', '+5', '1_000', '%095', '05.0']) {
+            await expectRejected(t, app, route, param, `${param}=${bad}`)
+          }
+        }
+      })
+
       t.test('a parameter given twice is a 400', async (t) => {
         for (const param of route.strings) await expectRejected(t, app, route, param, `${param}=abc&${param}=abd`)
         for (const param of route.ints) await expectRejected(t, app, route, param, `${param}=1&${param}=2`)

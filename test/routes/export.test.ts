@@ -445,16 +445,18 @@ t.test('a large export streams completely in bounded memory, and stops when the 
     await new Promise((resolve) => res.once('data', resolve))
     res.pause()
 
-    // Whatever the socket buffers hold, the service then waits for the client.
+    // Whatever the socket buffers hold, the service then waits for the client. Stalled means no
+    // new batch for 1.5 s: on a loaded machine one batch can take longer than a few hundred ms.
     let stalled = batchesLogged()
-    for (let i = 0; i < 50; i++) {
+    let quietSince = Date.now()
+    for (let i = 0; i < 200 && Date.now() - quietSince < 1500; i++) {
       await sleep(100)
       const now = batchesLogged()
-      if (now === stalled && i > 3) break
+      if (now !== stalled) quietSince = Date.now()
       stalled = now
     }
     t.ok(stalled < N / 5000, `paused after ${stalled} of ${N / 5000} batches`)
-    await sleep(300)
+    await sleep(1500)
     t.equal(batchesLogged(), stalled, 'no batch while the client does not read')
 
     req.destroy()

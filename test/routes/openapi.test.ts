@@ -29,7 +29,8 @@ const routes: Array<{ method: string, path: string, params: string[], absent?: s
   { method: 'get', path: '/api/log/self/stat', params: filterParams, absent: ['username', 'channel'], errors: ['400', '401', '403', '503'] },
   { method: 'get', path: '/api/log/self/search', params: ['keyword'], errors: ['400', '401', '403', '503'] },
   { method: 'get', path: '/api/log/token', params: ['p', 'page_size'], errors: ['400', '401', '429', '503'] },
-  { method: 'get', path: '/healthz', params: [], errors: ['503'] }
+  { method: 'get', path: '/healthz', params: [], errors: ['400'] },
+  { method: 'get', path: '/readyz', params: [], errors: ['400', '503'] }
 ]
 
 t.test('GET /openapi.json', async (t) => {

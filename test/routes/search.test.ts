@@ -139,6 +139,10 @@ t.test('admin search', async (t) => {
     await expectRows(t, '50%', ['pct'])
     await expectRows(t, '7', [])
     await expectRows(t, '3 times', ['digits'])
+    // Any decimal integer, however written, as long as it fits the type column (int4).
+    await expectRows(t, '0000000003', ['bslash', 'under'])
+    await expectRows(t, '+3', [])
+    await expectRows(t, '99999999999', [])
   })
 
   t.test('Chinese keywords', async (t) => {
@@ -278,4 +282,43 @@ t.test('at most the 100 newest matches, newest first', async (t) => {
     const res = await search(app, '/api/log/self/search', bob, { keyword: 'needle' })
     t.equal(res.json().data.length, 30)
   })
+})
+
+/** alice's one match for 龘 and "ab" sits 50 rows back; bob has one older still. */
+async function deepMatches (t: Test, overrides: Parameters<typeof buildCast>[1]) {
+  const cast = await buildCast(t, overrides)
+  const { app, alice, bob } = cast
+  const rows: Array<Insertable<LogsTable>> = [{ user_id: alice.id, created_at: T, type: 2, content: 'an old 龘 row, ab' }]
+  for (let i = 1; i <= 50; i++) rows.push({ user_id: alice.id, created_at: T + i, type: 2, content: `newer row ${i}` })
+  rows.push({ user_id: bob.id, created_at: T - 1, type: 2, content: "bob's 龘, ab" })
+  await app.db.insertInto('logs').values(rows).execute()
+  return cast
+}
+
+t.test('a keyword without a trigram is found in old rows, chunk by chunk; a spent budget says so', async (t) => {
+  // Chunks of 10 rows: the matches are five chunks deep.
+  const { app, admin, alice } = await deepMatches(t, { SEARCH_SCAN_CHUNK_ROWS: 10 })
+  for (const keyword of ['龘', 'ab']) {
+    const self = await search(app, '/api/log/self/search', alice, { keyword })
+    t.equal(self.statusCode, 200)
+    t.strictSame(self.json().data.map((i: Item) => i.content), ['an old 龘 row, ab'], `self: "${keyword}" is found 50 rows back, only alice's`)
+    t.equal(self.headers['x-search-complete'], 'true', 'and the search says it looked everywhere')
+    const all = await search(app, '/api/log/search', admin, { keyword })
+    t.strictSame(all.json().data.map((i: Item) => i.content), ['an old 龘 row, ab', "bob's 龘, ab"], `admin: "${keyword}" in every user's rows`)
+    t.equal(all.headers['x-search-complete'], 'true')
+  }
+  const trigram = await search(app, '/api/log/self/search', alice, { keyword: 'old' })
+  t.equal(trigram.headers['x-search-complete'], 'true', 'a trigram search is always complete')
+
+  const spent = await deepMatches(t, { SEARCH_SCAN_CHUNK_ROWS: 10, SEARCH_SCAN_BUDGET_MS: 0 })
+  const partial = await search(spent.app, '/api/log/self/search', spent.alice, { keyword: '龘' })
+  t.equal(partial.statusCode, 200, 'a spent budget is not an error')
+  t.strictSame(partial.json().data, [], 'nothing in the newest chunk')
+  t.equal(partial.headers['x-search-complete'], 'false', 'and the answer says it is not the whole story')
+  const near = await search(spent.app, '/api/log/self/search', spent.alice, { keyword: '50' })
+  t.strictSame(near.json().data.map((i: Item) => i.content), ['newer row 50'], 'what the first chunk holds is found')
+  t.equal(near.headers['x-search-complete'], 'false')
+  const indexed = await search(spent.app, '/api/log/self/search', spent.alice, { keyword: 'old 龘' })
+  t.equal(indexed.json().data.length, 1, 'a keyword with a trigram goes through the index, whatever the budget')
+  t.equal(indexed.headers['x-search-complete'], 'true')
 })

@@ -248,3 +248,21 @@ t.test('a failing stat answers 503 with its failure message', async (t) => {
   t.equal(res.statusCode, 200, 'answers again once the lock is gone')
   t.strictSame(res.json().data, { quota: 0, rpm: 0, tpm: 0 })
 })
+
+t.test('rpm and tpm count the last 60 seconds only: rows stamped in the future are not in them', async (t) => {
+  const app = await buildTestApp(t)
+  const admin = await createUser(app.db, { role: 10 })
+  const user = await createUser(app.db)
+  const now = Math.floor(Date.now() / 1000)
+  await insertLogs(app.db, [
+    { user_id: user.id, created_at: now - 10, type: 2, prompt_tokens: 1, completion_tokens: 2 },
+    // A gateway's clock, or a client's, gone wrong: these would count for ever.
+    { user_id: user.id, created_at: now + 3600, type: 2, prompt_tokens: 10, completion_tokens: 20 },
+    { user_id: user.id, created_at: 4_102_444_800, type: 2, prompt_tokens: 100, completion_tokens: 200 }
+  ])
+  for (const [url, headers] of [['/api/log/stat', admin.headers], ['/api/log/self/stat', user.headers]] as const) {
+    const res = await app.inject({ url, headers })
+    t.equal(res.statusCode, 200)
+    t.match(res.json().data, { rpm: 1, tpm: 3 }, `${url}: only the row of the last minute`)
+  }
+})

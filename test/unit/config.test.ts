@@ -1,5 +1,5 @@
 import t from 'tap'
-import { ConfigSchema, loadConfig, parseTrustProxy } from '../../src/config.js'
+import { ConfigSchema, loadConfig, parseDuration, parseTrustProxy } from '../../src/config.js'
 
 // Every variable the schema knows, so that a test can run without whatever the shell exported.
 const CONFIG_VARS = Object.keys(ConfigSchema.properties)
@@ -23,26 +23,58 @@ t.test('loadConfig', async (t) => {
     t.strictSame(loadConfig({}), {
       HOST: '127.0.0.1',
       PORT: 3000,
+      WORKERS: 1,
       LOG_LEVEL: 'info',
       TRUST_PROXY: 'false',
       TOKEN_RATE_LIMIT_MAX: 60,
       TOKEN_RATE_LIMIT_WINDOW_MS: 60_000,
       PURGE_BATCH_SIZE: 5000,
       PURGE_UNIT_MAX_ROWS: 500_000,
+      SEARCH_SCAN_CHUNK_ROWS: 100_000,
+      SEARCH_SCAN_BUDGET_MS: 2000,
       EXPORT_MAX_ROWS: 1_000_000,
       DB_POOL_MAX: 10,
       DB_STATEMENT_TIMEOUT_MS: 10_000,
       DB_CONNECT_TIMEOUT_MS: 5000,
       DB_PREPARED_STATEMENTS: true,
+      READ_MAX_LAG_MS: 5000,
+      READ_LAG_CHECK_INTERVAL_MS: 1000,
       STAT_FOLD_INTERVAL_MS: 1000,
       INGEST_BODY_LIMIT: 16_777_216,
       INGEST_LINE_LIMIT: 1_048_576,
       INGEST_MAX_BYTES: 0,
       INGEST_CHUNK_ROWS: 10_000,
       AUTH_CACHE_TTL_MS: 2000,
+      AUTH_FAILURE_LIMIT: 30,
+      AUTH_FAILURE_WINDOW_MS: 60_000,
+      REDIS_KEY_PREFIX: 'log-service:',
+      REDIS_COMMAND_TIMEOUT_MS: 250,
+      LOG_FORMAT: 'auto',
+      LOG_RETENTION_INTERVAL: '1h',
+      LOG_PARTITIONS: 'off',
+      PRESSURE_MAX_EVENT_LOOP_DELAY_MS: 1000,
+      PRESSURE_MAX_EVENT_LOOP_UTILIZATION: 0,
       EMBEDDED_PG_DIR: '.data/postgres',
       EMBEDDED_PG_PORT: 54320
     })
+  })
+
+  t.test('retention: off by default, a number of days, an interval of at least a minute', async (t) => {
+    clearConfigEnv(t)
+    t.equal(loadConfig({}).LOG_RETENTION_DAYS, undefined)
+    t.equal(loadConfig({ LOG_RETENTION_DAYS: '30' }).LOG_RETENTION_DAYS, 30)
+    t.throws(() => loadConfig({ LOG_RETENTION_DAYS: '0' }), /LOG_RETENTION_DAYS must be >= 1/)
+    t.throws(() => loadConfig({ LOG_RETENTION_DAYS: 'month' }), /LOG_RETENTION_DAYS must be integer/)
+    t.equal(loadConfig({ LOG_RETENTION_INTERVAL: '30m' }).LOG_RETENTION_INTERVAL, '30m')
+    t.throws(() => loadConfig({ LOG_RETENTION_INTERVAL: 'hourly' }), /LOG_RETENTION_INTERVAL must match pattern/)
+    t.throws(() => loadConfig({ LOG_RETENTION_INTERVAL: '30s' }), /LOG_RETENTION_INTERVAL must be at least 1m, got '30s'/)
+  })
+
+  t.test('TLS needs both files or neither', async (t) => {
+    clearConfigEnv(t)
+    t.throws(() => loadConfig({ TLS_CERT_FILE: '/etc/cert.pem' }), /TLS_CERT_FILE and TLS_KEY_FILE go together/)
+    t.throws(() => loadConfig({ TLS_KEY_FILE: '/etc/key.pem' }), /TLS_CERT_FILE and TLS_KEY_FILE go together/)
+    t.match(loadConfig({ TLS_CERT_FILE: '/etc/cert.pem', TLS_KEY_FILE: '/etc/key.pem' }), { TLS_CERT_FILE: '/etc/cert.pem', TLS_KEY_FILE: '/etc/key.pem' })
   })
 
   t.test('coerces the strings of the environment to numbers', async (t) => {
@@ -138,4 +170,15 @@ t.test('parseTrustProxy', async (t) => {
     t.strictSame(parseTrustProxy('loopback,,10.0.0.1,'), ['loopback', '10.0.0.1'])
     t.strictSame(parseTrustProxy('::1, fd00::/8'), ['::1', 'fd00::/8'])
   })
+})
+
+t.test('parseDuration', async (t) => {
+  t.equal(parseDuration('500'), 500, 'bare digits are milliseconds')
+  t.equal(parseDuration('250ms'), 250)
+  t.equal(parseDuration('90s'), 90_000)
+  t.equal(parseDuration('30m'), 1_800_000)
+  t.equal(parseDuration('1h'), 3_600_000)
+  t.equal(parseDuration('2d'), 172_800_000)
+  t.throws(() => parseDuration('1.5h'), /not a duration: '1.5h'/)
+  t.throws(() => parseDuration('-1h'), /not a duration/)
 })

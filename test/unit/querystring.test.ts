@@ -123,7 +123,15 @@ t.test('redactUrl', async (t) => {
 
   t.test('leaves other parameters and URLs without a query alone', async (t) => {
     t.equal(redactUrl('/api/log/self'), '/api/log/self')
+    t.equal(redactUrl('/api/log/self?p=1&&type=2&'), '/api/log/self?p=1&&type=2&')
     t.equal(redactUrl('/api/log/self?model_name=gpt-4&monkey=1&keyword=k'), '/api/log/self?model_name=gpt-4&monkey=1&keyword=k')
-    t.equal(redactUrl('/x?%FF=1'), '/x?%FF=1')
+  })
+
+  t.test('a name that cannot be read as a plain parameter name is hidden, value and all', async (t) => {
+    // Each of these is refused by the server, and each was written to the log as it came.
+    for (const pair of ['key+=sk-secret1', 'key%00=sk-secret1', '%FFkey=sk-secret1', 'key%3Dsk-secret1', 'ke%20y=sk-secret1', 'key.=sk-secret1', '%FF=sk-secret1']) {
+      const url = redactUrl(`/api/log/token?p=1&${pair}`)
+      t.equal(url, '/api/log/token?p=1&[redacted]', pair)
+    }
   })
 })

@@ -9,7 +9,7 @@ export interface LogStat {
   tpm: number
 }
 
-/** The seconds rpm and tpm count back from now. */
+/** The seconds rpm and tpm count back from now (both ends included). */
 export const RECENT_SECONDS = 60
 
 async function quotaOf (db: Kysely<Database>, f: LogFilter): Promise<number> {
@@ -24,9 +24,13 @@ async function quotaOf (db: Kysely<Database>, f: LogFilter): Promise<number> {
 
 async function recentOf (db: Kysely<Database>, f: LogFilter, nowSeconds: number): Promise<{ rpm: number, tpm: number }> {
   const recent = { ...f, startTimestamp: nowSeconds - RECENT_SECONDS, endTimestamp: undefined }
+  // [now - 60, now]: a row stamped in the future (a clock gone wrong) is not "in the last minute".
+  // The upper end is a FILTER on the aggregates, not a WHERE bound: the WHERE clause, and with it
+  // the prepared statement's generic plan, stays the one-sided range it was measured with.
+  const upTo = sql`logs.created_at <= ${nowSeconds}`
   return await db.selectFrom('logs')
-    .select((eb) => eb.fn.countAll<number>().as('rpm'))
-    .select(sql<number>`coalesce(sum(logs.prompt_tokens::int8 + logs.completion_tokens), 0)::int8`.as('tpm'))
+    .select(sql<number>`count(*) filter (where ${upTo})`.as('rpm'))
+    .select(sql<number>`coalesce(sum(logs.prompt_tokens::int8 + logs.completion_tokens) filter (where ${upTo}), 0)::int8`.as('tpm'))
     .where((eb) => whereLogs(eb, recent))
     .withPlugin(planFor(recent, 'stat-recent'))
     .executeTakeFirstOrThrow()

@@ -47,11 +47,22 @@ function rollupPart (r: Rollup, start: number, end: number): RawBuilder<unknown>
  * which a unit's rollup rows plus its deltas equalled its rows.
  */
 export function deleteUnitStatement (start: number, end: number): RawBuilder<{ n: string }> {
+  return unitStatement(start, end, sql`delete from logs where created_at >= ${start} and created_at < ${end} returning 1`)
+}
+
+/**
+ * The same for a partition holding exactly the unit [start, end): its rows are counted, not
+ * deleted (the partition is then detached and dropped in the same transaction, which must keep
+ * writers out of it from before the snapshot).
+ */
+export function dropPartitionStatement (start: number, end: number, partition: string): RawBuilder<{ n: string }> {
+  return unitStatement(start, end, sql`select 1 from ${sql.table(partition)}`)
+}
+
+function unitStatement (start: number, end: number, gone: RawBuilder<unknown>): RawBuilder<{ n: string }> {
   const [m0, m1] = [start / DELTA_SECONDS, end / DELTA_SECONDS]
   return sql<{ n: string }>`
-    with gone as (
-      delete from logs where created_at >= ${start} and created_at < ${end} returning 1
-    ), deltas as (
+    with gone as (${gone}), deltas as (
       delete from ${sql.table(DELTA_TABLE)} where minute >= ${m0} and minute < ${m1}
     ), ${sql.join(ROLLUPS.map((r) => rollupPart(r, start, end)))}
     select count(*) as n from gone`
@@ -68,7 +79,10 @@ export function deleteRowsStatement (first: number, end: number, batchSize: numb
       select ctid from logs where created_at >= ${first} and created_at < ${end}
       order by created_at limit ${batchSize}
     ), gone as (
+      -- A ctid is unique within one table only: on the partitioned layout the range keeps the
+      -- delete to the one partition that holds [first, end) (a batch never spans two).
       delete from logs where ctid = any(array(select ctid from victims))
+        and created_at >= ${first} and created_at < ${end}
       returning user_id, created_at, type, quota, prompt_tokens, completion_tokens
     ), moved as (
       select user_id, created_at / ${sql.lit(DELTA_SECONDS)} as minute, type, -1::int8 as n, -quota as quota,

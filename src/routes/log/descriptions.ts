@@ -1,11 +1,11 @@
-import { SHORT_KEYWORD_WINDOW } from '../../queries/logs/search.js'
+import { SHORT_KEYWORD_SCAN } from '../../queries/logs/search.js'
 import { COUNT_LIMITS } from '../../queries/logs/count-strategy.js'
 
 // The OpenAPI descriptions of the log operations: what a client generated from the document needs
 // to know that the schemas alone do not say. Shared pieces are written once.
 
 const paging = 'Paging: `p` (1-based) and `page_size`, or `cursor`: pass the previous page\'s `next_cursor` to page by keyset, ' +
-  'as fast thousands of pages deep as on page 1 (`p` is then ignored); `next_cursor` is null on the last page.'
+  'as fast thousands of pages deep as on page 1 (`p` is then ignored); `next_cursor` is null once a page is not full (after a full last page, the next page is empty).'
 
 const total = '`total` counts every matching row. It is exact (`total_exact: true`) for the scope, type and window alone, and for ' +
   `other filters up to ${COUNT_LIMITS.exactCountLimit.toLocaleString('en-US')} matches; beyond that it is the database's estimate and \`total_exact\` is false.`
@@ -16,8 +16,11 @@ const stat = '`quota` sums the matching rows over the window; `rpm` and `tpm` co
   '(same filters, window ignored). `type` defaults to 2 (consume); 0 means every type.'
 
 const search = 'The 100 newest rows whose content contains the keyword, case-insensitively and literally (`%` and `_` are plain ' +
-  'characters), or whose type equals it when it is an integer. A keyword without three letters or digits in a row is matched ' +
-  `against the newest ${SHORT_KEYWORD_WINDOW.toLocaleString('en-US')} rows in scope only.`
+  'characters), or whose type equals it when it is an integer. A keyword with three letters or digits in a row is looked up in ' +
+  'an index. A shorter one (e.g. "ab", "超时") cannot be: the rows in scope are read newest first, ' +
+  `in chunks of up to ${SHORT_KEYWORD_SCAN.chunkRows.toLocaleString('en-US')}, until 100 matches are found or a time budget ` +
+  `(SEARCH_SCAN_BUDGET_MS, ${SHORT_KEYWORD_SCAN.budgetMs / 1000} s by default) runs out; then the answer holds the matches found so far, ` +
+  'newest first, and says so with `X-Search-Complete: false`. Every search answer carries `X-Search-Complete`.'
 
 const exportHow = (maxRows: number) => 'Newest first, streamed as it is read, in constant memory, however many rows (no statement timeout ' +
   'ends it: each batch of rows is a query of its own). `format=csv` (default): RFC 4180, UTF-8, a header row, CRLF line ends; a text ' +
@@ -57,5 +60,14 @@ export const descriptions = {
     'Answers the number of rows written.',
   exportLogs: (maxRows: number) => `Every log row of the site that matches the filters, with the admin fields (channel_name last). ${exportHow(maxRows)} ${filters}`,
   exportSelfLogs: (maxRows: number) => `The caller's own rows that match the filters, with the user fields only. ${exportHow(maxRows)} ${filters}`,
-  healthz: 'Answers 200 while the service runs and its database answers a query, 503 otherwise. Needs no credentials.'
+  healthz: 'Liveness: answers 200 as long as the process runs and its event loop turns, without touching the database (a ' +
+    'database outage must not get a healthy process restarted). Never shed under load. Needs no credentials.',
+  readyz: 'Readiness: 200 when the database answers and every migration of this version is applied; otherwise 503 with ' +
+    '`data` saying which (`database`: `unavailable`, or `timeout` when it did not answer within a second; `migrations`: `pending`), ' +
+    'code `LOG_DB_UNAVAILABLE` or `LOG_NOT_READY`. Answers within about a second even when the database hangs. Never shed under ' +
+    'load. Needs no credentials.',
+  metrics: 'Prometheus metrics in the text exposition format: requests and latency per operationId and status, errors per ' +
+    'envelope code, database pool use, the stat fold backlog, purges, retention, ingested rows, load shedding, and the ' +
+    'process and Node.js runtime. When the service is configured with `METRICS_TOKEN`, it needs `Authorization: Bearer ' +
+    '<METRICS_TOKEN>` (401 otherwise); without it, it is open. Never shed under load.'
 } as const

@@ -84,7 +84,7 @@ const exportRoutes: FastifyPluginAsyncTypebox<ExportRoutesOptions> = async (app,
         tags: ['admin'],
         security: userSecurity,
         querystring: AdminExportQuerySchema,
-        response: { 200: exportResponse('AdminLogItem', EXPORT_FIELDS.admin, adminItemExample), ...errorResponses(400, 401, 403, 500, 503) }
+        response: { 200: exportResponse('AdminLogItem', EXPORT_FIELDS.admin, adminItemExample), ...errorResponses(400, 401, 403, 429, 500, 503) }
       },
       config: { failureMessage: '导出日志失败' }
     }, async (request, reply) => {
@@ -103,7 +103,7 @@ const exportRoutes: FastifyPluginAsyncTypebox<ExportRoutesOptions> = async (app,
       tags: ['user'],
       security: userSecurity,
       querystring: SelfExportQuerySchema,
-      response: { 200: exportResponse('UserLogItem', EXPORT_FIELDS.user, userItemExample), ...errorResponses(400, 401, 403, 500, 503) }
+      response: { 200: exportResponse('UserLogItem', EXPORT_FIELDS.user, userItemExample), ...errorResponses(400, 401, 403, 429, 500, 503) }
     },
     config: { failureMessage: '导出日志失败' }
   }, async (request, reply) => {
@@ -125,10 +125,10 @@ interface ExportRequest {
  * envelopes with the right status; after the first byte a failure can only abort the response.
  */
 async function sendExport (app: FastifyInstance, reply: FastifyReply, f: LogFilter, req: ExportRequest) {
-  const size = await exportSize(app.db, f, req.maxRows)
+  const size = await exportSize(app.readDb, f, req.maxRows)
   if (size.total > req.maxRows) throw tooLarge(size.exact ? size.total.toLocaleString('en-US') : `more than ${req.maxRows.toLocaleString('en-US')}`, req.maxRows)
 
-  const batches = exportBatches(app.db, app.pool, f, req)
+  const batches = exportBatches(app.readDb, app.readPool, f, req)
   const first = await batches.next()
   const head = req.format === 'csv' ? (req.bom ? '\uFEFF' : '') + csvRecord(EXPORT_FIELDS[req.audience]) : ''
   reply
@@ -136,6 +136,8 @@ async function sendExport (app: FastifyInstance, reply: FastifyReply, f: LogFilt
     .header('content-disposition', `attachment; filename="logs-${Math.floor(Date.now() / 1000)}.${req.format}"`)
     // Not a page to keep: a proxy or browser cache would hold a copy of every row.
     .header('cache-control', 'no-store')
+    // nginx would otherwise buffer the whole export (to disk) and keep the service from feeling a slow client.
+    .header('x-accel-buffering', 'no')
   // Not object mode: the stream then pulls the next batch only once its 16 KB buffer has drained,
   // so a slow client slows the queries down instead of filling memory.
   return await reply.send(Readable.from(streamBatches(head, first, batches, req.maxRows, reply.log), { objectMode: false }))

@@ -5,11 +5,11 @@ import exportRoutes from './export.js'
 import ingestRoutes, { type IngestRoutesOptions } from './ingest.js'
 import selfRoutes from './self.js'
 import tokenRoutes from './token.js'
+import type { ShortKeywordScan } from '../../queries/logs/search.js'
 
 export interface LogRoutesOptions {
-  purgeBatchSize: number
-  purgeUnitMaxRows: number
   exportMaxRows: number
+  searchScan: ShortKeywordScan
   tokenRateLimitMax: number
   tokenRateLimitWindowMs: number
   ingest: IngestRoutesOptions
@@ -19,13 +19,13 @@ export interface LogRoutesOptions {
 const logRoutes: FastifyPluginAsync<LogRoutesOptions> = async (app, opts) => {
   await app.register(async function userScope (scope) {
     scope.addHook('onRequest', scope.requireRole(Role.user))
-    await scope.register(selfRoutes)
+    await scope.register(selfRoutes, { searchScan: opts.searchScan })
     await scope.register(exportRoutes, { audience: 'user', maxRows: opts.exportMaxRows })
   })
 
   await app.register(async function adminScope (scope) {
     scope.addHook('onRequest', scope.requireRole(Role.admin))
-    await scope.register(adminRoutes, { purgeBatchSize: opts.purgeBatchSize, purgeUnitMaxRows: opts.purgeUnitMaxRows })
+    await scope.register(adminRoutes, { searchScan: opts.searchScan })
     await scope.register(exportRoutes, { audience: 'admin', maxRows: opts.exportMaxRows })
   })
 

@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream'
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Role } from '../../domain.js'
-import { BadParameterError, PayloadTooLargeError } from '../../errors.js'
+import { BadParameterError, PayloadTooLargeError, UnauthorizedError } from '../../errors.js'
 import { credentialFromHeader } from '../../plugins/auth.js'
 import { BackfillError, backfillLogs } from '../../queries/logs/backfill.js'
 import { insertLogRows, toLogRow } from '../../queries/logs/ingest.js'
@@ -46,11 +46,18 @@ const ingestRoutes: FastifyPluginAsyncTypebox<IngestRoutesOptions> = async (app,
   const keyDigest = opts.ingestKey === undefined ? null : digest(opts.ingestKey)
   const requireAdmin = app.requireRole(Role.admin)
 
-  // The ingest key is compared as a digest in constant time; anything else must be an admin.
+  // The ingest key is compared as a digest in constant time; anything else must be an admin. A
+  // bearer without New-Api-User can only be meant as the ingest key: a wrong one is a failed
+  // authentication, limited per client like a wrong access token.
   app.addHook('onRequest', async function authenticateIngest (request: FastifyRequest, reply: FastifyReply) {
-    if (keyDigest !== null) {
-      const credential = credentialFromHeader(request.headers.authorization)
-      if (credential !== undefined && timingSafeEqual(digest(credential), keyDigest)) return
+    const credential = credentialFromHeader(request.headers.authorization)
+    if (keyDigest !== null && credential !== undefined) {
+      await app.authFailures.refuse(request, reply)
+      if (timingSafeEqual(digest(credential), keyDigest)) return
+      if (request.headers['new-api-user'] === undefined) {
+        await app.authFailures.count(request)
+        throw new UnauthorizedError('Unauthorized: invalid ingest key')
+      }
     }
     await requireAdmin.call(app, request, reply)
   })
@@ -75,7 +82,7 @@ const ingestRoutes: FastifyPluginAsyncTypebox<IngestRoutesOptions> = async (app,
           [NDJSON]: { schema: Type.String({ description: 'one IngestLogRow as JSON per line', examples: ['{"user_id":7,"type":2,"model_name":"gpt-4o","quota":1250}\n{"user_id":8,"type":2,"quota":90}\n'] }) }
         }
       },
-      response: { 200: ref(IngestedCountResponseSchema), ...errorResponses(400, 401, 403, 413, 415, 500, 503) }
+      response: { 200: ref(IngestedCountResponseSchema), ...errorResponses(400, 401, 403, 413, 415, 429, 500, 503) }
     },
     // Checked in the handler: the batch row by row (the message names the row), the NDJSON body as it streams.
     validatorCompiler: () => () => true,
@@ -85,16 +92,23 @@ const ingestRoutes: FastifyPluginAsyncTypebox<IngestRoutesOptions> = async (app,
     if (!isNdjson(request)) {
       const at = now()
       const written = await insertLogRows(app.db, checkBatch(request.body).map((r) => toLogRow(r, at)))
+      app.metrics.ingestedRows.inc({ path: 'batch' }, written)
       return ok(written)
     }
     try {
+      let counted = 0
       const written = await backfillLogs(app.pool, request.body as Readable, {
         chunkRows: opts.chunkRows,
         chunkBytes: 8 * 1024 * 1024,
         maxLineBytes: opts.lineLimit,
         maxBytes: opts.maxBackfillBytes,
         now,
-        onChunk: (n) => { request.log.debug({ written: n }, 'backfill chunk written') }
+        // Counted as each chunk commits: a backfill that stops half-way wrote its first chunks.
+        onChunk: (n) => {
+          app.metrics.ingestedRows.inc({ path: 'ndjson' }, n - counted)
+          counted = n
+          request.log.debug({ written: n }, 'backfill chunk written')
+        }
       })
       request.log.info({ written }, 'backfill written')
       return ok(written)

@@ -11,7 +11,7 @@ import { statLogs } from '../../queries/logs/stat.js'
 import { pageWithTotal } from '../../queries/logs/total.js'
 import { descriptions } from './descriptions.js'
 import { currentUser, pageData, toFilter, toKeyword, toPage } from './params.js'
-import { SEARCH_LIMIT, userSecurity } from './shared.js'
+import { SEARCH_LIMIT, searchAnswer, searchHeaders, userSecurity, type SearchRoutesOptions } from './shared.js'
 
 // `username` and `channel` are not declared: unknown parameters are dropped by validation, so a
 // user sees their own rows whatever the query says.
@@ -29,7 +29,7 @@ const SelfStatQuerySchema = Type.Object({
 
 const SelfSearchQuerySchema = Type.Object({ keyword: KeywordSchema })
 
-const selfRoutes: FastifyPluginAsyncTypebox = async (app) => {
+const selfRoutes: FastifyPluginAsyncTypebox<SearchRoutesOptions> = async (app, opts) => {
   app.get('/self', {
     schema: {
       operationId: 'listSelfLogs',
@@ -38,13 +38,13 @@ const selfRoutes: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['user'],
       security: userSecurity,
       querystring: SelfListQuerySchema,
-      response: { 200: ref(UserLogPageResponseSchema), ...errorResponses(400, 401, 403, 500, 503) }
+      response: { 200: ref(UserLogPageResponseSchema), ...errorResponses(400, 401, 403, 429, 500, 503) }
     },
     config: { failureMessage: '获取日志失败' }
   }, async (request) => {
     const filter = { ...toFilter(request.query), userId: currentUser(request).id }
     const page = toPage(request.query, 20)
-    const { items, total } = await pageWithTotal(app.db, filter, page, userPage)
+    const { items, total } = await pageWithTotal(app.readDb, filter, page, userPage)
     return ok(pageData(items, total, page))
   })
 
@@ -56,12 +56,12 @@ const selfRoutes: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['user'],
       security: userSecurity,
       querystring: SelfStatQuerySchema,
-      response: { 200: ref(StatResponseSchema), ...errorResponses(400, 401, 403, 500, 503) }
+      response: { 200: ref(StatResponseSchema), ...errorResponses(400, 401, 403, 429, 500, 503) }
     },
     config: { failureMessage: '获取统计信息失败' }
   }, async (request) => {
     const filter = { ...toFilter(request.query), type: request.query.type ?? DEFAULT_STAT_TYPE, userId: currentUser(request).id }
-    return ok(await statLogs(app.db, filter, Math.floor(Date.now() / 1000)))
+    return ok(await statLogs(app.readDb, filter, Math.floor(Date.now() / 1000)))
   })
 
   app.get('/self/search', {
@@ -72,12 +72,12 @@ const selfRoutes: FastifyPluginAsyncTypebox = async (app) => {
       tags: ['user'],
       security: userSecurity,
       querystring: SelfSearchQuerySchema,
-      response: { 200: ref(UserLogListResponseSchema), ...errorResponses(400, 401, 403, 500, 503) }
+      response: { 200: ref(UserLogListResponseSchema, { headers: searchHeaders }), ...errorResponses(400, 401, 403, 429, 500, 503) }
     },
     config: { failureMessage: '搜索日志失败' }
-  }, async (request) => {
+  }, async (request, reply) => {
     const keyword = toKeyword(request.query.keyword)
-    return ok(await searchUserLogs(app.db, { keyword, userId: currentUser(request).id, limit: SEARCH_LIMIT }))
+    return ok(searchAnswer(reply, await searchUserLogs(app.readDb, { keyword, userId: currentUser(request).id, limit: SEARCH_LIMIT, scan: opts.searchScan })))
   })
 }
 

@@ -1,4 +1,5 @@
 import cors from '@fastify/cors'
+import { BadRequestError } from '../../errors.js'
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { errorResponses, ok, rateLimitHeaders, ref } from '../../schemas/common.js'
 import { UserLogListResponseSchema } from '../../schemas/log.js'
@@ -72,6 +73,13 @@ export interface TokenRoutesOptions {
  * only, so no other route sends CORS headers; the rate limit runs before the key is looked up.
  */
 const tokenRoutes: FastifyPluginAsyncTypebox<TokenRoutesOptions> = async (app, opts) => {
+  // @fastify/cors answers an incomplete preflight with plain text; this hook, registered first,
+  // answers it with the envelope.
+  app.addHook('onRequest', async function completePreflight (request) {
+    if (request.method === 'OPTIONS' && (request.headers.origin === undefined || request.headers['access-control-request-method'] === undefined)) {
+      throw new BadRequestError('a CORS preflight needs the Origin and Access-Control-Request-Method headers')
+    }
+  })
   await app.register(cors, TOKEN_CORS)
 
   app.get('/', {
@@ -92,7 +100,7 @@ const tokenRoutes: FastifyPluginAsyncTypebox<TokenRoutesOptions> = async (app, o
   }, async (request) => {
     const owner = request.apiKey
     if (owner === null) throw new Error('route reached without an API key')
-    return ok(await listUserLogs(app.db, { tokenId: owner.tokenId }, toPage(request.query, 100)))
+    return ok(await listUserLogs(app.readDb, { tokenId: owner.tokenId }, toPage(request.query, 100)))
   })
 }
 

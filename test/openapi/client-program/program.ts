@@ -41,6 +41,12 @@ const anonymous = createClient<paths>({ baseUrl })
 const health = await anonymous.GET('/healthz')
 if (health.error !== undefined) throw failed('healthz', health.response, health.error)
 
+// Readiness says which check passed; metrics are text (no METRICS_TOKEN on this service).
+const ready = await anonymous.GET('/readyz')
+if (ready.error !== undefined) throw failed('readyz', ready.response, ready.error)
+const metrics = await anonymous.GET('/metrics', { parseAs: 'text' })
+if (metrics.error !== undefined) throw failed('metrics', metrics.response, metrics.error)
+
 const selfPage = await user.GET('/api/log/self', { params: { query: { p: 1, page_size: 10, type: 2 } } })
 if (selfPage.error !== undefined) throw failed('listSelfLogs', selfPage.response, selfPage.error)
 const selfItems = selfPage.data.data.items
@@ -103,6 +109,12 @@ if (purge.error !== undefined) throw failed('deleteHistoryLogs', purge.response,
 
 const report = {
   healthz: { status: health.response.status, health: health.data.data.status },
+  readyz: { status: ready.response.status, database: ready.data.data.database, migrations: ready.data.data.migrations },
+  metrics: {
+    status: metrics.response.status,
+    contentType: metrics.response.headers.get('Content-Type'),
+    healthzCounted: metrics.data.split('\n').some((line) => line.startsWith('log_service_http_requests_total{operation="healthz",status="200"}'))
+  },
   listSelfLogs: {
     status: selfPage.response.status,
     ids: selfItems.map((item) => item.id),
