@@ -167,8 +167,9 @@ const queryString = (pairs: Pair[]) => pairs.map((p) => p.bare ? p.name : `${p.n
 
 interface Judged { malformed: boolean, mayBeValid: boolean }
 
-/** What the query string makes of the request: malformed (a 400 before anything else), or surely invalid for the route. */
-function judgeQuery (route: FuzzRoute, pairs: Pair[]): Judged {
+/** What the query string makes of the request: malformed (a 400 before anything else), or surely invalid for the route and method. */
+function judgeQuery (route: FuzzRoute, method: string, pairs: Pair[]): Judged {
+  const params = route.paramsOf(method)
   let malformed = false
   let invalid = false
   const seen = new Map<string, number>()
@@ -182,10 +183,10 @@ function judgeQuery (route: FuzzRoute, pairs: Pair[]): Judged {
     // An empty value is an absent parameter (as new-api reads `channel=`).
     if (value === '') continue
     seen.set(name, (seen.get(name) ?? 0) + 1)
-    const param = route.params.find((q) => q.name === name)
+    const param = params.find((q) => q.name === name)
     if (param !== undefined && violates(param, value)) invalid = true
   }
-  for (const [name, n] of seen) if (n > 1 && route.params.some((q) => q.name === name)) invalid = true
+  for (const [name, n] of seen) if (n > 1 && params.some((q) => q.name === name)) invalid = true
   return { malformed, mayBeValid: !malformed && !invalid }
 }
 
@@ -267,7 +268,7 @@ t.test('every route, fuzzed through app.inject', async (t) => {
       async ({ route, method, rest, credential, pairs }) => {
         const qs = queryString(pairs)
         const url = concretePath(route, rest) + (qs === '' ? '' : `?${qs}`)
-        const judged = judgeQuery(route, pairs)
+        const judged = judgeQuery(route, method, pairs)
         const res = await send({ method: method as 'GET', url, headers: credentialHeaders(credential, world) })
         const label = `${method} ${url.slice(0, 300)} as ${credential}: ${res.statusCode}`
         if (res.statusCode < 300) answered2xx++

@@ -43,8 +43,10 @@ export interface FuzzRoute {
   /** as the router holds it; `*` matches any rest of the path */
   path: string
   methods: string[]
-  /** the route's query parameters, as the OpenAPI document describes them (none when it is not documented) */
+  /** the query parameters of all its methods, as the OpenAPI document describes them (none when it is not documented) */
   params: RouteParam[]
+  /** each method's own: a parameter of another method on the same path is an unknown name, ignored */
+  paramsOf: (method: string) => RouteParam[]
 }
 
 /**
@@ -68,13 +70,12 @@ export async function listRoutes (app: App): Promise<FuzzRoute[]> {
     if (m[3] === undefined) continue
     const methods = m[3].split(',').map((s) => s.trim())
     const ops = documented.get(withoutSlash(path.replace(/\/\*$/, '')))
+    // HEAD is the GET route's (Fastify adds it; the document has no HEAD operations).
+    const paramsOf = (method: string) => (ops?.[method === 'HEAD' ? 'get' : method.toLowerCase()]?.parameters ?? [])
+      .filter((p) => p.in === 'query').map((p): RouteParam => ({ name: p.name, schema: p.schema }))
     const params = new Map<string, RouteParam>()
-    for (const method of methods) {
-      for (const p of ops?.[method.toLowerCase()]?.parameters ?? []) {
-        if (p.in === 'query') params.set(p.name, { name: p.name, schema: p.schema })
-      }
-    }
-    routes.push({ path, methods, params: [...params.values()] })
+    for (const method of methods) for (const p of paramsOf(method)) params.set(p.name, p)
+    routes.push({ path, methods, params: [...params.values()], paramsOf })
   }
   return routes
 }
