@@ -1,7 +1,7 @@
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { isDatabaseError, isDatabaseUnavailable } from './db/errors.js'
+import { isConflict, isDatabaseError, isDatabaseUnavailable } from './db/errors.js'
 import { clientErrorCode, isOwnCode, type ErrorCode } from './errors.js'
 import { describeIssue } from './lib/validator.js'
 
@@ -38,7 +38,8 @@ export function setErrorHandlers (app: FastifyInstance) {
     }
 
     // Server side: log the cause, answer without SQL, stack or driver text.
-    const unavailable = isDatabaseUnavailable(error)
+    // A conflict is transient too: worth the same retry.
+    const unavailable = isDatabaseUnavailable(error) || isConflict(error)
     const failure = request.routeOptions.config.failureMessage
     // With the request (URL redacted by the logger's serializer): at the default level, nothing
     // else says which request it was, and the one that timed out is what an operator looks for.

@@ -33,6 +33,15 @@ export function isDatabaseUnavailable (err: unknown): boolean {
   return false
 }
 
+// A statement that lost to another transaction, or on a replica to the replay of the primary's
+// changes (serialization_failure, deadlock_detected: "conflict with recovery"): nothing is wrong
+// with it, and run again it may well succeed.
+const CONFLICT_SQLSTATES = new Set(['40001', '40P01'])
+
+export function isConflict (err: unknown): boolean {
+  return err !== null && typeof err === 'object' && CONFLICT_SQLSTATES.has((err as { code?: unknown }).code as string)
+}
+
 /** True for errors raised by the pg driver or PostgreSQL itself (they carry a SQLSTATE). */
 export function isDatabaseError (err: unknown): boolean {
   if (err === null || typeof err !== 'object') return false

@@ -1,6 +1,6 @@
 import type pg from 'pg'
 import { createPool } from './pool.js'
-import { isDatabaseUnavailable } from './errors.js'
+import { isConflict, isDatabaseUnavailable } from './errors.js'
 
 // Reads from streaming replicas (DATABASE_READ_URL). The router stands where a pg.Pool is expected
 // (the reads' Kysely, the export's COPY) and picks, at each checkout, a replica whose replay lag is
@@ -30,6 +30,8 @@ export interface ReplicaStatus {
   lagMs: number | null
   /** connection checkouts it served */
   reads: number
+  /** statements it cancelled for a conflict with replay, run again on the primary */
+  conflicts: number
 }
 
 interface Replica extends ReplicaStatus {
@@ -99,6 +101,7 @@ export class ReplicaRouter {
       up: false,
       lagMs: null,
       reads: 0,
+      conflicts: 0,
       probed: false,
       pool: poolOf(url, opts.poolMax, `log-service-replica-${index}`, opts.statementTimeoutMs),
       probe: poolOf(url, 1, `log-service-replica-probe-${index}`, probeTimeoutMs)
@@ -197,9 +200,11 @@ export class ReplicaRouter {
   }
 
   /**
-   * The replica's client, but a statement outside a transaction whose connection is lost is run
-   * again on the primary, so a replica dying under a request costs that request nothing. COPY
-   * streams (the export's) are not: their rows may be half sent.
+   * The replica's client, but a statement outside a transaction whose connection is lost, or that
+   * the replica cancelled for a conflict with replay (a lock or row versions replay needed, held
+   * past max_standby_streaming_delay, or a deadlock with replay), is run again on the primary: a
+   * replica dying or replaying under a request costs that request nothing. Only a lost connection
+   * takes the replica out. COPY streams (the export's) are not run again: their rows may be half sent.
    */
   #retryingOnPrimary (client: pg.PoolClient, replica: Replica): pg.PoolClient {
     let inTransaction = false
@@ -210,9 +215,16 @@ export class ReplicaRouter {
       try {
         return await client.query(config)
       } catch (err) {
-        if (inTransaction || !connectionLost(err)) throw err
-        lost = err as Error
-        this.#markDown(replica, err)
+        if (inTransaction) throw err
+        if (connectionLost(err)) {
+          lost = err as Error
+          this.#markDown(replica, err)
+        } else if (isConflict(err)) {
+          replica.conflicts++
+          this.#opts.log.info({ replica: replica.index, code: (err as { code?: unknown }).code, reason: (err as Error).message }, 'read replica cancelled a statement for a conflict with replay: it runs again on the primary')
+        } else {
+          throw err
+        }
         const primary = await this.#fromPrimary()
         try {
           return await primary.query(config)
@@ -240,7 +252,7 @@ export class ReplicaRouter {
   }
 
   status (): ReplicaStatus[] {
-    return this.#replicas.map(({ index, up, lagMs, reads }) => ({ index, up, lagMs, reads }))
+    return this.#replicas.map(({ index, up, lagMs, reads, conflicts }) => ({ index, up, lagMs, reads, conflicts }))
   }
 
   /** reads sent to the primary because no replica qualified or the one chosen was lost */

@@ -124,8 +124,18 @@ export default fp(async function metricsPlugin (app) {
       }
     }))
     registry.registerMetric(new Counter({
+      name: name('replica_conflicts_total'),
+      help: 'Statements the replica cancelled for a conflict with replay (SQLSTATE 40001 or 40P01), run again on the primary',
+      labelNames: ['replica'],
+      registers: [],
+      collect () {
+        this.reset()
+        for (const r of replicas.status()) this.inc({ replica: String(r.index) }, r.conflicts)
+      }
+    }))
+    registry.registerMetric(new Counter({
       name: name('read_fallbacks_total'),
-      help: 'Reads (connection checkouts) sent to the primary because no replica was within READ_MAX_LAG_MS, or the one chosen was lost',
+      help: 'Reads (connection checkouts) sent to the primary because no replica was within READ_MAX_LAG_MS, or the one chosen was lost or cancelled the statement for a conflict with replay',
       registers: [],
       collect () { this.reset(); this.inc(replicas.fallbacks) }
     }))

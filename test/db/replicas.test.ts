@@ -120,6 +120,7 @@ t.test('a primary and a streaming replica', async (t) => {
       up: value('log_service_replica_up{replica="0"}'),
       lag: value('log_service_replica_lag_seconds{replica="0"}'),
       reads: value('log_service_replica_reads_total{replica="0"}'),
+      conflicts: value('log_service_replica_conflicts_total{replica="0"}'),
       fallbacks: value('log_service_read_fallbacks_total'),
       replicaPool: value('log_service_db_pool_max{pool="replica-0"}')
     }
@@ -241,6 +242,48 @@ t.test('a primary and a streaming replica', async (t) => {
     t.ok(after.fallbacks! > before.fallbacks!, 'the statement is counted as a fallback')
     await lenient.replicas!.probe()
     t.equal((await metrics(lenient)).up, 1, 'the next probe brings it back')
+  })
+
+  t.test('a statement the replica cancels for a conflict with replay runs again on the primary; the replica stays in', async (t) => {
+    // A deadlock with replay, made on purpose: the replica replays a lock on channels; the admin
+    // page (logs, then channels) takes logs and waits for channels; the replica then replays a
+    // lock on logs, which waits for the page. The replica cancels the page's statement (SQLSTATE
+    // 40P01 after deadlock_timeout, or 40001 after max_standby_streaming_delay).
+    const lockers = await Promise.all([0, 1].map(async () => {
+      const c = new pg.Client({ connectionString: pair.primary.url })
+      await c.connect()
+      t.teardown(() => c.end())
+      return c
+    }))
+    const [onChannels, onLogs] = lockers as [pg.Client, pg.Client]
+    const replayed = async (table: string) => {
+      await sql`select pg_current_xact_id()`.execute(primaryDb)
+      await until(pair.replica.url, `select exists (select 1 from pg_locks where relation = '${table}'::regclass and mode = 'AccessExclusiveLock') as ok`, `the replica holds the lock on ${table}`)
+    }
+    await onChannels.query('begin')
+    await onChannels.query('lock table channels in access exclusive mode')
+    await replayed('channels')
+
+    const before = await metrics(lenient)
+    const answer = adminGet(lenient, '/api/log/')
+    await until(pair.replica.url, "select exists (select 1 from pg_stat_activity where application_name = 'log-service-replica-0' and wait_event_type = 'Lock') as ok", 'the page waits on the replica')
+    await onLogs.query('begin')
+    await onLogs.query('lock table logs in access exclusive mode')
+    // On the primary, the page run again waits behind both locks: released, it answers (an answer
+    // before that is the cancelled statement's).
+    await Promise.race([
+      until(pair.primary.url, "select exists (select 1 from pg_stat_activity where application_name = 'log-service' and wait_event_type = 'Lock') as ok", 'the page waits on the primary', 60_000).catch(() => {}),
+      answer
+    ])
+    await onLogs.query('rollback')
+    await onChannels.query('rollback')
+    const res = await answer
+    t.equal(res.statusCode, 200, `no 5xx: ${res.body.slice(0, 200)}`)
+    t.strictSame(res.json().data.items.map((r: { content: string }) => r.content), ['fresh'])
+    const after = await metrics(lenient)
+    t.equal(after.up, 1, 'the replica is not taken out: nothing is wrong with it')
+    t.equal(after.conflicts, (before.conflicts ?? 0) + 1, 'the conflict is counted')
+    t.ok(after.fallbacks! > before.fallbacks!, 'the statement is counted as a fallback')
   })
 
   t.test('a dead replica: the primary answers, never a 5xx', async (t) => {

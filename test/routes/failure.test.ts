@@ -171,3 +171,27 @@ t.test('a failing statement answers 500 with the route\'s message and no SQL', a
   t.equal(res.statusCode, 200, 'answers again once the column is back')
   t.equal(res.json().data.length, 1)
 })
+
+t.test('a statement that loses a conflict (serialization failure, deadlock) answers 503 with Retry-After: worth a retry', async (t) => {
+  const url = await createTestDatabase(t)
+  const app = await buildAppOn(t, url)
+  const admin = await createUser(app.db, { role: 10 })
+  for (const errcode of ['serialization_failure', 'deadlock_detected']) {
+    // Every insert into logs fails as a write that lost to another transaction would.
+    const conflicting = {
+      apply: [
+        `create function lose_conflict() returns trigger language plpgsql as $$ begin raise exception 'lost' using errcode = '${errcode}'; end $$`,
+        'create trigger lose_conflict before insert on logs for each row execute function lose_conflict()'
+      ],
+      undo: 'drop trigger lose_conflict on logs; drop function lose_conflict()'
+    }
+    await whileChanged(t, url, conflicting, async () => {
+      const res = await app.inject({ method: 'POST', url: '/api/log/', headers: admin.headers, payload: [{ user_id: admin.id, type: 2, content: 'x' }] })
+      assertFailure(t, res, 503, null, errcode)
+      t.equal(res.json().code, 'LOG_DB_UNAVAILABLE', `${errcode}: code`)
+      t.equal(res.headers['retry-after'], '1', `${errcode}: Retry-After`)
+    })
+  }
+  const res = await app.inject({ method: 'POST', url: '/api/log/', headers: admin.headers, payload: [{ user_id: admin.id, type: 2, content: 'x' }] })
+  t.equal(res.statusCode, 200, 'writes again once the conflict is gone')
+})
