@@ -52,8 +52,8 @@ function errorCodeOf (payload: unknown): string {
 
 const unixSeconds = (ms: number | null) => ms === null ? 0 : ms / 1000
 
-type Jobs = Record<'fold' | 'vacuum' | 'purge' | 'retention', { running: boolean, runs: number, failures?: number, lastEndedAt: number | null }>
-const jobsOf = (s: MaintenanceStatus): Jobs => ({ fold: s.fold, vacuum: s.vacuum, purge: s.purge, retention: s.retention })
+type Jobs = Record<'fold' | 'vacuum' | 'purge' | 'retention' | 'partitions', { running: boolean, runs: number, failures?: number, lastEndedAt: number | null }>
+const jobsOf = (s: MaintenanceStatus): Jobs => ({ fold: s.fold, vacuum: s.vacuum, purge: s.purge, retention: s.retention, partitions: s.partitions })
 
 export default fp(async function metricsPlugin (app) {
   const registry = new Registry()
@@ -208,7 +208,7 @@ export default fp(async function metricsPlugin (app) {
       }
     }
   })
-  jobGauge('maintenance_running', '1 while the job runs: fold, vacuum, purge (API or retention), retention', (job) => job.running ? 1 : 0)
+  jobGauge('maintenance_running', '1 while the job runs: fold, vacuum, purge (API or retention), retention, partitions (created ahead)', (job) => job.running ? 1 : 0)
   jobCounter('maintenance_runs_total', 'Runs of the job that ended', (job) => job.runs)
   jobCounter('maintenance_failures_total', 'Runs of the job that failed (purges are interrupted, not failed)', (job) => job.failures)
   jobGauge('maintenance_last_end_timestamp_seconds', 'Unix time the job\'s last run ended; 0 = never', (job) => unixSeconds(job.lastEndedAt))
@@ -221,6 +221,7 @@ export default fp(async function metricsPlugin (app) {
   gauge('retention_cutoff_timestamp_seconds', 'Unix time below which the last retention run deleted; 0 = none yet', (s) => s.retention.lastCutoff ?? 0)
   mirror('retention_rows_deleted_total', 'Log rows deleted by retention', (s) => s.retention.rowsDeleted)
   mirror('retention_skipped_total', 'Retention runs that found another purge under way', (s) => s.retention.skipped)
+  mirror('partitions_created_total', 'Partitions of logs the maintenance job created ahead (partitioned layout)', (s) => s.partitions.created)
 
   if (app.hasDecorator('isUnderPressure')) {
     registry.registerMetric(new Gauge({

@@ -10,6 +10,7 @@ import Fastify from 'fastify'
 import { buildApp, type App } from '../../src/app.js'
 import dbPlugin from '../../src/plugins/db.js'
 import maintenancePlugin from '../../src/plugins/maintenance.js'
+import metricsPlugin from '../../src/plugins/metrics.js'
 import { PlannedPostgresDialect } from '../../src/db/driver.js'
 import { applyPartitioning, migrateToLatest } from '../../src/db/migrate.js'
 import { createDb, createPool } from '../../src/db/pool.js'
@@ -168,6 +169,7 @@ t.test('the maintenance job creates partitions ahead on a partitioned table', as
   const app = Fastify({ logger: false })
   await app.register(dbPlugin, { connectionString: url, poolMax: 2, statementTimeoutMs: 10_000, connectTimeoutMs: 5000, preparedStatements: true })
   await app.register(maintenancePlugin, { foldIntervalMs: 0, purge: { batchSize: 5000, unitMaxRows: 500_000 }, retentionIntervalMs: 3_600_000, partitionUpkeepFirstDelayMs: 0 })
+  await app.register(metricsPlugin)
   await app.ready()
   t.teardown(() => app.close())
   for (let i = 0; i < 1500 && app.maintenance.status().partitions.runs === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20))
@@ -175,6 +177,10 @@ t.test('the maintenance job creates partitions ahead on a partitioned table', as
   t.equal(status.grain, 'month')
   t.equal(status.failures, 0)
   t.ok(status.created >= 3, `${status.created} partitions created`)
+  const exposition = await app.metrics.registry.metrics()
+  t.match(exposition, new RegExp(`^log_service_partitions_created_total ${status.created}$`, 'm'), 'in /metrics: the partitions created')
+  t.match(exposition, /^log_service_maintenance_runs_total\{job="partitions"\} 1$/m, 'in /metrics: the job\'s runs')
+  t.match(exposition, /^log_service_maintenance_failures_total\{job="partitions"\} 0$/m, 'in /metrics: no failure')
   const names = (await readLayout(db)).partitions.map((p) => p.name)
   for (let s = periodStart('month', now), i = 0; i < 3; i++) {
     t.ok(names.includes(partitionName('month', s)), `${partitionName('month', s)} exists`)
