@@ -255,7 +255,7 @@ export class ReplicaRouter {
     return this.#replicas.map(({ index, up, lagMs, reads, conflicts }) => ({ index, up, lagMs, reads, conflicts }))
   }
 
-  /** reads sent to the primary because no replica qualified or the one chosen was lost */
+  /** reads sent to the primary because no replica qualified, or the one chosen was lost or cancelled the statement */
   get fallbacks (): number {
     return this.#fallbacks
   }
