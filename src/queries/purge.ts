@@ -210,7 +210,10 @@ async function deleteUnit (conn: Conn, start: number, end: number): Promise<Dele
 /** Range partitions of logs wholly below `before`, oldest first (none on the plain layout), and whether each holds rows. */
 async function droppablePartitions (conn: Conn, before: number): Promise<Array<Partition & { rows: boolean }>> {
   const layout = await readLayout(conn)
-  const droppable = layout.partitions.filter((p) => p.to <= before && p.from >= DAY * FIRST_UNIT && purgeableWhole(p.to - p.from))
+  // The current period's partition and those made ahead stay, whatever the target: writes keep
+  // landing in them (rows of theirs below the target go by batches).
+  const until = Math.min(before, Math.floor(Date.now() / 1000))
+  const droppable = layout.partitions.filter((p) => p.to <= until && p.from >= DAY * FIRST_UNIT && purgeableWhole(p.to - p.from))
   if (droppable.length === 0) return []
   // One statement for all of them: a first retention run can find hundreds of days below its target.
   const { rows } = await sql<{ name: string, rows: boolean }>`${sql.join(droppable.map((p) =>

@@ -220,6 +220,23 @@ t.test('a purge drops whole partitions, deletes the rest row by row, and keeps t
   t.equal(stat.json().data.quota, Number(sum!.q), 'stat equals SQL after the purge')
 })
 
+t.test('a purge past now keeps the partitions of the current and coming periods: writes land in them', async (t) => {
+  const { url, db } = await plainDatabase(t)
+  const now = Math.floor(Date.now() / 1000)
+  await convertToPartitions(db, 'day', { now })
+  const app = await appOn(t, url)
+  const admin = await createUser(app.db, { role: 10 })
+  const user = await createUser(app.db)
+  await insertLogs(app.db, [{ user_id: user.id, created_at: now - 5, type: 2, quota: 3 }])
+  const before = (await readLayout(db)).partitions.map((p) => p.name)
+  const res = await app.inject({ method: 'DELETE', url: `/api/log/?target_timestamp=${now + 3 * DAY}`, headers: admin.headers })
+  t.match(res.json(), { success: true, data: 1 }, 'the row of today is deleted')
+  t.strictSame((await readLayout(db)).partitions.map((p) => p.name), before, 'today\'s partition and those ahead stay')
+  const [id] = await insertLogs(app.db, [{ user_id: user.id, created_at: now, type: 2, quota: 1 }])
+  t.equal(await partitionOf(db, id!), partitionName('day', now), 'a new row lands in today\'s partition, not the default')
+  await assertRollupsExact(t, db, 'after the purge')
+})
+
 /** Relations a plan reads (partitions by name), walking every node. */
 function relationsOf (plan: unknown, out = new Set<string>()): Set<string> {
   if (plan === null || typeof plan !== 'object') return out
