@@ -7,6 +7,7 @@ import { singleFlight, TIMED_OUT, withDeadline } from '../lib/single-flight.js'
 import { foldBacklog, type FoldBacklog } from '../queries/rollups/backlog.js'
 import { DELTA_SECONDS } from '../queries/rollups/model.js'
 import type { MaintenanceStatus } from './maintenance.js'
+import type { ReplicaStatus } from '../db/replicas.js'
 
 // Prometheus metrics of one app instance: its own registry (several apps share a test process,
 // and the global registry would mix them), the runtime's default metrics under their usual names
@@ -99,40 +100,17 @@ export default fp(async function metricsPlugin (app) {
   // their index in the list, never their URL (it may hold a password).
   const replicas = app.replicas
   if (replicas !== null) {
-    registry.registerMetric(new Gauge({
-      name: name('replica_up'),
-      help: '1 while the replica answers its probes as a server in recovery (and no read has lost its connection since)',
-      labelNames: ['replica'],
-      registers: [],
-      collect () { for (const r of replicas.status()) this.set({ replica: String(r.index) }, r.up ? 1 : 0) }
-    }))
-    registry.registerMetric(new Gauge({
-      name: name('replica_lag_seconds'),
-      help: 'Replay lag at the last probe: age of the last replayed commit, 0 once all the primary had written is replayed; -1 when unknown (down)',
-      labelNames: ['replica'],
-      registers: [],
-      collect () { for (const r of replicas.status()) this.set({ replica: String(r.index) }, r.lagMs === null ? -1 : r.lagMs / 1000) }
-    }))
-    registry.registerMetric(new Counter({
-      name: name('replica_reads_total'),
-      help: 'Reads (connection checkouts) the replica served',
-      labelNames: ['replica'],
-      registers: [],
-      collect () {
-        this.reset()
-        for (const r of replicas.status()) this.inc({ replica: String(r.index) }, r.reads)
-      }
-    }))
-    registry.registerMetric(new Counter({
-      name: name('replica_conflicts_total'),
-      help: 'Statements the replica cancelled for a conflict with replay (SQLSTATE 40001 or 40P01), run again on the primary',
-      labelNames: ['replica'],
-      registers: [],
-      collect () {
-        this.reset()
-        for (const r of replicas.status()) this.inc({ replica: String(r.index) }, r.conflicts)
-      }
-    }))
+    /** One series per replica: a gauge of its current state, or a counter of its running total. */
+    const perReplica = (kind: 'gauge' | 'counter', metric: string, help: string, read: (r: ReplicaStatus) => number) => {
+      const config = { name: name(metric), help, labelNames: ['replica'] as const, registers: [] }
+      registry.registerMetric(kind === 'gauge'
+        ? new Gauge({ ...config, collect () { for (const r of replicas.status()) this.set({ replica: String(r.index) }, read(r)) } })
+        : new Counter({ ...config, collect () { this.reset(); for (const r of replicas.status()) this.inc({ replica: String(r.index) }, read(r)) } }))
+    }
+    perReplica('gauge', 'replica_up', '1 while the replica answers its probes as a server in recovery (and no read has lost its connection since)', (r) => r.up ? 1 : 0)
+    perReplica('gauge', 'replica_lag_seconds', 'Replay lag at the last probe: age of the last replayed commit, 0 once all the primary had written is replayed; -1 when unknown (down)', (r) => r.lagMs === null ? -1 : r.lagMs / 1000)
+    perReplica('counter', 'replica_reads_total', 'Reads (connection checkouts) the replica served', (r) => r.reads)
+    perReplica('counter', 'replica_conflicts_total', 'Statements the replica cancelled for a conflict with replay (SQLSTATE 40001 or 40P01), run again on the primary', (r) => r.conflicts)
     registry.registerMetric(new Counter({
       name: name('read_fallbacks_total'),
       help: 'Reads (connection checkouts) sent to the primary because no replica was within READ_MAX_LAG_MS, or the one chosen was lost or cancelled the statement for a conflict with replay',

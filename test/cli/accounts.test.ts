@@ -1,13 +1,11 @@
 // log-service user / token / channel / migrate, run in-process against a test database.
-import { randomUUID } from 'node:crypto'
 import { readdirSync } from 'node:fs'
 import t from 'tap'
 import pg from 'pg'
 import { buildApp } from '../../src/app.js'
 import { migrationFolder } from '../../src/db/migrate.js'
 import { cli, cliDatabase } from '../helpers/cli.js'
-import { insertLogs, testConfig } from '../helpers/app.js'
-import { databaseUrl, readState } from '../helpers/state.js'
+import { createTestDatabase, insertLogs, testConfig } from '../helpers/app.js'
 
 t.test('user create → list → disable → enable → set-role', async (t) => {
   const { url, db } = await cliDatabase(t)
@@ -117,16 +115,7 @@ t.test('channel set / list', async (t) => {
 })
 
 t.test('migrate applies every migration to an empty database, once', async (t) => {
-  const { adminUrl } = readState()
-  const name = `log_test_empty_${randomUUID().replace(/-/g, '')}`
-  const admin = new pg.Client({ connectionString: adminUrl })
-  await admin.connect()
-  t.teardown(async () => {
-    await admin.query(`drop database if exists ${name} with (force)`)
-    await admin.end()
-  })
-  await admin.query(`create database ${name}`)
-  const url = databaseUrl(adminUrl, name)
+  const url = await createTestDatabase(t, { empty: true })
 
   const first = await cli(['migrate', '--database-url', url])
   t.equal(first.code, 0, 'exit code 0')
@@ -137,16 +126,7 @@ t.test('migrate applies every migration to an empty database, once', async (t) =
 })
 
 t.test('migrate --partitions converts the logs table once, and says each step with its time', async (t) => {
-  const { adminUrl } = readState()
-  const name = `log_test_empty_${randomUUID().replace(/-/g, '')}`
-  const admin = new pg.Client({ connectionString: adminUrl })
-  await admin.connect()
-  t.teardown(async () => {
-    await admin.query(`drop database if exists ${name} with (force)`)
-    await admin.end()
-  })
-  await admin.query(`create database ${name}`)
-  const url = databaseUrl(adminUrl, name)
+  const url = await createTestDatabase(t, { empty: true })
 
   const first = await cli(['migrate', '--database-url', url, '--partitions', 'day'])
   t.equal(first.code, 0, 'exit code 0')

@@ -10,13 +10,14 @@ import { databaseUrl, readState, TEMPLATE_DB } from './state.js'
 type Tap = { teardown: (fn: () => unknown) => void }
 
 /** A fresh database cloned from the migrated template, dropped when the test ends. */
-export async function createTestDatabase (t: Tap): Promise<string> {
+export async function createTestDatabase (t: Tap, opts: { empty?: boolean } = {}): Promise<string> {
   const { adminUrl } = readState()
   const name = `log_test_${randomUUID().replace(/-/g, '')}`
   const admin = new pg.Client({ connectionString: adminUrl })
   await admin.connect()
   try {
-    await admin.query(`create database ${name} template ${TEMPLATE_DB}`)
+    // Empty: no schema at all, for what migrates it itself.
+    await admin.query(`create database ${name}${opts.empty === true ? '' : ` template ${TEMPLATE_DB}`}`)
   } finally {
     await admin.end()
   }
