@@ -25,6 +25,9 @@ const UNIT_RETRIES = 5
 const DETACH_LOCK_TIMEOUT = '500ms'
 const DETACH_ATTEMPTS = 3
 
+/** What a partition is renamed to in the transaction that detaches it, until it is dropped. */
+export const PURGED_PREFIX = 'purged_'
+
 /** The whole units a purge may take in one statement, largest first. */
 const UNITS = [DAY, HOUR].filter(purgeableWhole)
 
@@ -122,6 +125,7 @@ async function runBatches (conn: Conn, opts: PurgeOptions): Promise<number> {
   // On the partitioned layout, whole partitions below the target first: each is one statement on
   // the rollups and a DROP, whatever its size. Empty ones are only tidying: they wait until the
   // rows are gone, so that a lock on logs that holds off their detach delays no deletion.
+  await dropPurgedLeftovers(conn)
   const droppable = await droppablePartitions(conn, opts.before)
   for (const partition of droppable.filter((p) => p.rows)) {
     if (opts.signal?.aborted === true) {
@@ -207,6 +211,18 @@ async function deleteUnit (conn: Conn, start: number, end: number): Promise<Dele
   }
 }
 
+/**
+ * Partitions detached by a purge whose DROP did not follow (the process or connection died between
+ * the two): their rows are already out of logs and the rollups, so they only hold disk space.
+ */
+async function dropPurgedLeftovers (conn: Conn): Promise<void> {
+  const { rows } = await sql<{ name: string }>`
+    select relname as name from pg_class
+     where relnamespace = current_schema()::regnamespace and relkind = 'r' and not relispartition
+       and starts_with(relname, ${PURGED_PREFIX + 'logs_p'})`.execute(conn)
+  for (const { name } of rows) await sql`drop table ${sql.table(name)}`.execute(conn)
+}
+
 /** Range partitions of logs wholly below `before`, oldest first (none on the plain layout), and whether each holds rows. */
 async function droppablePartitions (conn: Conn, before: number): Promise<Array<Partition & { rows: boolean }>> {
   const layout = await readLayout(conn)
@@ -223,33 +239,51 @@ async function droppablePartitions (conn: Conn, before: number): Promise<Array<P
 }
 
 /**
- * Drops a partition and its rows' share of every rollup and pending delta in one repeatable-read
- * transaction. Writers are kept out of the partition from before the snapshot (SHARE lock), so the
+ * Drops a partition, its rows' share of every rollup and pending delta going in the repeatable-read
+ * transaction that detaches it. Writers are kept out of the partition from before the snapshot (SHARE lock), so the
  * rows counted are the rows dropped. Returns the rows dropped, or null when the detach could not
  * get its lock in a few tries (long readers): the row batches that follow delete those rows instead.
  */
 async function dropPartition (conn: Conn, p: Partition): Promise<number | null> {
   for (let attempt = 1; attempt <= DETACH_ATTEMPTS; attempt++) {
-    await sql`select pg_advisory_lock(${rollupWriteLock})`.execute(conn)
-    try {
-      return await conn.transaction().setIsolationLevel('repeatable read').execute(async (trx) => {
-        await sql`lock table ${sql.table(p.name)} in share mode`.execute(trx)
-        const { rows: [r] } = await dropPartitionStatement(p.from, p.to, p.name).execute(trx)
-        // DETACH … CONCURRENTLY would not block readers at all, but PostgreSQL refuses it while
-        // logs has a default partition; a plain DETACH holds its lock for milliseconds.
-        await sql`set local lock_timeout = ${sql.lit(DETACH_LOCK_TIMEOUT)}`.execute(trx)
-        await sql`alter table logs detach partition ${sql.table(p.name)}`.execute(trx)
-        await sql`drop table ${sql.table(p.name)}`.execute(trx)
-        return Number(r?.n ?? 0)
-      })
-    } catch (err) {
-      const code = (err as { code?: string }).code
-      // 55P03 lock_not_available, 40P01 deadlock (the writer won), 40001 a row changed under the snapshot.
-      if (code !== '55P03' && code !== '40P01' && code !== '40001') throw err
+    const n = await detachPartition(conn, p)
+    if (n === null) {
       await new Promise((resolve) => setTimeout(resolve, 200 * attempt))
-    } finally {
-      await sql`select pg_advisory_unlock(${rollupWriteLock})`.execute(conn)
+      continue
     }
+    // Dropped after the commit, not in the detach's transaction: PostgreSQL unlinks a dropped
+    // table's files at commit, before it lets go of the transaction's locks, so a DROP there kept
+    // every reader of logs waiting while the heap and twelve indexes were unlinked (bench/RESULTS.md,
+    // run R). Detached, the table is nobody's: dropping it locks only itself.
+    await sql`drop table ${sql.table(PURGED_PREFIX + p.name)}`.execute(conn)
+    return n
   }
   return null
+}
+
+/**
+ * The transaction of dropPartition: the rollups' share, then DETACH, and the table renamed so that
+ * one left by a crash before its DROP is known for what it is. Null when a lock was not had in time.
+ */
+async function detachPartition (conn: Conn, p: Partition): Promise<number | null> {
+  await sql`select pg_advisory_lock(${rollupWriteLock})`.execute(conn)
+  try {
+    return await conn.transaction().setIsolationLevel('repeatable read').execute(async (trx) => {
+      await sql`lock table ${sql.table(p.name)} in share mode`.execute(trx)
+      const { rows: [r] } = await dropPartitionStatement(p.from, p.to, p.name).execute(trx)
+      // DETACH … CONCURRENTLY would not block readers at all, but PostgreSQL refuses it while
+      // logs has a default partition; a plain DETACH holds its lock for milliseconds.
+      await sql`set local lock_timeout = ${sql.lit(DETACH_LOCK_TIMEOUT)}`.execute(trx)
+      await sql`alter table logs detach partition ${sql.table(p.name)}`.execute(trx)
+      await sql`alter table ${sql.table(p.name)} rename to ${sql.table(PURGED_PREFIX + p.name)}`.execute(trx)
+      return Number(r?.n ?? 0)
+    })
+  } catch (err) {
+    const code = (err as { code?: string }).code
+    // 55P03 lock_not_available, 40P01 deadlock (the writer won), 40001 a row changed under the snapshot.
+    if (code !== '55P03' && code !== '40P01' && code !== '40001') throw err
+    return null
+  } finally {
+    await sql`select pg_advisory_unlock(${rollupWriteLock})`.execute(conn)
+  }
 }

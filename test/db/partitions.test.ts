@@ -214,6 +214,8 @@ t.test('a purge drops whole partitions, deletes the rest row by row, and keeps t
     select count(*) filter (where created_at < ${target}) as below, count(*) as total from logs`.execute(db)
   t.equal(Number(left!.below), 0, 'nothing below the target')
   t.equal(Number(left!.total), 100 + 1 - expectedGone, 'everything at or after it kept')
+  t.strictSame(await tablesLike(db, 'logs_p%'), names.filter((n) => n.startsWith('logs_p')), 'the dropped partitions\' tables are gone, not only detached')
+  t.strictSame(await tablesLike(db, 'purged_%'), [], 'no detached partition is left waiting for its DROP')
   await assertRollupsExact(t, db, 'after the purge')
   const stat = await app.inject({ url: `/api/log/stat?start_timestamp=${D0}&end_timestamp=${D0 + 5 * DAY}`, headers: admin.headers })
   const { rows: [sum] } = await sql<{ q: string }>`select coalesce(sum(quota), 0) as q from logs where type = 2`.execute(db)
@@ -234,6 +236,32 @@ t.test('a purge past now keeps the partitions of the current and coming periods:
   t.strictSame((await readLayout(db)).partitions.map((p) => p.name), before, 'today\'s partition and those ahead stay')
   const [id] = await insertLogs(app.db, [{ user_id: user.id, created_at: now, type: 2, quota: 1 }])
   t.equal(await partitionOf(db, id!), partitionName('day', now), 'a new row lands in today\'s partition, not the default')
+  await assertRollupsExact(t, db, 'after the purge')
+})
+
+/** Tables (not indexes) whose names match a LIKE pattern, sorted. */
+async function tablesLike (db: Kysely<Database>, pattern: string): Promise<string[]> {
+  const { rows } = await sql<{ name: string }>`select relname as name from pg_class
+    where relkind in ('r', 'p') and relname like ${pattern} order by 1`.execute(db)
+  return rows.map((r) => r.name)
+}
+
+t.test('a partition a purge detached but did not get to drop (the process died) goes with the next purge', async (t) => {
+  const { url, db } = await plainDatabase(t)
+  await convertToPartitions(db, 'day', { now: D0 + 6 * DAY })
+  await ensurePartitions(db, 'day', D0, D0 + 2 * DAY)
+  const app = await appOn(t, url)
+  const admin = await createUser(app.db, { role: 10 })
+  await insertLogs(app.db, dayRows(admin.id, [1], 5))
+  // What the purge's detach transaction leaves when its connection is lost before the DROP.
+  const day0 = partitionName('day', D0)
+  await sql`alter table logs detach partition ${sql.table(day0)}`.execute(db)
+  await sql`alter table ${sql.table(day0)} rename to ${sql.table(`purged_${day0}`)}`.execute(db)
+  // A table of the operator's that merely looks alike is not the purge's to drop.
+  await sql`create table purged_notes (id int)`.execute(db)
+  const res = await app.inject({ method: 'DELETE', url: `/api/log/?target_timestamp=${D0 + DAY + 1}`, headers: admin.headers })
+  t.match(res.json(), { success: true, data: 1 }, 'the purge itself runs as usual')
+  t.strictSame(await tablesLike(db, 'purged_%'), ['purged_notes'], 'the leftover is dropped, the look-alike kept')
   await assertRollupsExact(t, db, 'after the purge')
 })
 
