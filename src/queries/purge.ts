@@ -270,7 +270,7 @@ async function detachPartition (conn: Conn, p: Partition): Promise<number | null
   try {
     return await conn.transaction().setIsolationLevel('repeatable read').execute(async (trx) => {
       await sql`lock table ${sql.table(p.name)} in share mode`.execute(trx)
-      const { rows: [r] } = await dropPartitionStatement(p.from, p.to, p.name).execute(trx)
+      const { rows: [r] } = await dropPartitionStatement(p.from, p.to).execute(trx)
       // DETACH … CONCURRENTLY would not block readers at all, but PostgreSQL refuses it while
       // logs has a default partition; a plain DETACH holds its lock for milliseconds.
       await sql`set local lock_timeout = ${sql.lit(DETACH_LOCK_TIMEOUT)}`.execute(trx)

@@ -47,25 +47,31 @@ function rollupPart (r: Rollup, start: number, end: number): RawBuilder<unknown>
  * which a unit's rollup rows plus its deltas equalled its rows.
  */
 export function deleteUnitStatement (start: number, end: number): RawBuilder<{ n: string }> {
-  return unitStatement(start, end, sql`delete from logs where created_at >= ${start} and created_at < ${end} returning 1`)
+  return unitStatement(start, end,
+    sql`gone as (delete from logs where created_at >= ${start} and created_at < ${end} returning 1)`,
+    sql`select count(*) as n from gone`)
 }
 
 /**
- * The same for a partition holding exactly the unit [start, end): its rows are counted, not
- * deleted (the partition is then detached and dropped in the same transaction, which must keep
- * writers out of it from before the snapshot).
+ * The same for a partition holding exactly the unit [start, end), which is then detached and dropped
+ * in the same transaction (which keeps writers out of it from before the snapshot). Its rows are
+ * not read: in that snapshot they number what the site's rollup and the pending deltas count for
+ * the unit, which the statement reads before it deletes them (its parts share one snapshot). A
+ * count(*) scanned the whole partition, a day's heap, for a number the rollups already held.
  */
-export function dropPartitionStatement (start: number, end: number, partition: string): RawBuilder<{ n: string }> {
-  return unitStatement(start, end, sql`select 1 from ${sql.table(partition)}`)
+export function dropPartitionStatement (start: number, end: number): RawBuilder<{ n: string }> {
+  return unitStatement(start, end, sql`counted as (select ${siteRowsIn(start, end)}
+      + (select coalesce(sum(n), 0) from ${sql.table(DELTA_TABLE)} where minute >= ${start / DELTA_SECONDS} and minute < ${end / DELTA_SECONDS}) as n)`,
+  sql`select n from counted`)
 }
 
-function unitStatement (start: number, end: number, gone: RawBuilder<unknown>): RawBuilder<{ n: string }> {
+function unitStatement (start: number, end: number, rows: RawBuilder<unknown>, count: RawBuilder<unknown>): RawBuilder<{ n: string }> {
   const [m0, m1] = [start / DELTA_SECONDS, end / DELTA_SECONDS]
   return sql<{ n: string }>`
-    with gone as (${gone}), deltas as (
+    with ${rows}, deltas as (
       delete from ${sql.table(DELTA_TABLE)} where minute >= ${m0} and minute < ${m1}
     ), ${sql.join(ROLLUPS.map((r) => rollupPart(r, start, end)))}
-    select count(*) as n from gone`
+    ${count}`
 }
 
 /**
@@ -107,10 +113,15 @@ export async function pruneEmptyRollups (db: Kysely<Database>, from: number, to:
  * that fits: the size of a unit a purge may take whole. Pending deltas are not counted.
  */
 export async function foldedRowsIn (db: Kysely<Database>, start: number, end: number): Promise<number> {
+  const { rows: [row] } = await sql<{ n: string }>`select ${siteRowsIn(start, end)} as n`.execute(db)
+  return Number(row?.n ?? 0)
+}
+
+/** foldedRowsIn's sum, as a scalar subquery. */
+function siteRowsIn (start: number, end: number): RawBuilder<string> {
   const r = grainsOf('site').filter((g) => start % g.seconds === 0 && end % g.seconds === 0).at(-1)
   if (r === undefined) throw new Error(`no site rollup fits [${start}, ${end})`)
   const unit = sql.ref(r.unit)
-  const { rows: [row] } = await sql<{ n: string }>`select coalesce(sum(n), 0) as n from ${sql.table(r.table)}
-    where ${unit} >= ${start / r.seconds} and ${unit} < ${end / r.seconds}`.execute(db)
-  return Number(row?.n ?? 0)
+  return sql<string>`(select coalesce(sum(n), 0) from ${sql.table(r.table)}
+    where ${unit} >= ${start / r.seconds} and ${unit} < ${end / r.seconds})`
 }
