@@ -87,7 +87,14 @@ export async function purgeLogsBefore (db: Kysely<Database>, opts: PurgeOptions)
       // triggers are off for this session: each batch adjusts the rollups itself.
       await sql`set statement_timeout = 0`.execute(conn)
       await sql`set log_service.stat_capture = off`.execute(conn)
-      return await runBatches(conn, opts)
+      const drops = new DropQueue(db)
+      const total = await runBatches(conn, drops, opts).catch(async (err: unknown) => {
+        await drops.finish().catch(() => {})
+        throw err
+      })
+      // Every DROP has ended before the purge answers: the disk space is back when it says done.
+      await drops.finish()
+      return total
     } finally {
       await sql`reset log_service.stat_capture`.execute(conn)
       await sql`reset statement_timeout`.execute(conn)
@@ -96,7 +103,7 @@ export async function purgeLogsBefore (db: Kysely<Database>, opts: PurgeOptions)
   })
 }
 
-async function runBatches (conn: Conn, opts: PurgeOptions): Promise<number> {
+async function runBatches (conn: Conn, drops: DropQueue, opts: PurgeOptions): Promise<number> {
   let total = 0
   let stopped = false
   // Row batches skip a row that was updated while they ran (its ctid moved on), and they and
@@ -132,7 +139,7 @@ async function runBatches (conn: Conn, opts: PurgeOptions): Promise<number> {
       stopped = true
       break
     }
-    const n = await dropPartition(conn, partition)
+    const n = await dropPartition(conn, drops, partition)
     // A long transaction on logs holds off every detach alike: the row batches take over.
     if (n === null) break
     if (n === 0) continue
@@ -145,7 +152,7 @@ async function runBatches (conn: Conn, opts: PurgeOptions): Promise<number> {
   if (rowsFrom !== null && !stopped) await pass(rowsFrom)
   if (!stopped) {
     for (const partition of droppable.filter((p) => !p.rows)) {
-      if (opts.signal?.aborted === true || await dropPartition(conn, partition) === null) break
+      if (opts.signal?.aborted === true || await dropPartition(conn, drops, partition) === null) break
     }
   }
   // A stopped purge cleans up too: a re-run starts past the units this one emptied. One that ran
@@ -244,21 +251,43 @@ async function droppablePartitions (conn: Conn, before: number): Promise<Array<P
  * rows counted are the rows dropped. Returns the rows dropped, or null when the detach could not
  * get its lock in a few tries (long readers): the row batches that follow delete those rows instead.
  */
-async function dropPartition (conn: Conn, p: Partition): Promise<number | null> {
+async function dropPartition (conn: Conn, drops: DropQueue, p: Partition): Promise<number | null> {
   for (let attempt = 1; attempt <= DETACH_ATTEMPTS; attempt++) {
     const n = await detachPartition(conn, p)
-    if (n === null) {
-      await new Promise((resolve) => setTimeout(resolve, 200 * attempt))
-      continue
+    if (n !== null) {
+      drops.add(PURGED_PREFIX + p.name)
+      return n
     }
-    // Dropped after the commit, not in the detach's transaction: PostgreSQL unlinks a dropped
-    // table's files at commit, before it lets go of the transaction's locks, so a DROP there kept
-    // every reader of logs waiting while the heap and twelve indexes were unlinked (bench/RESULTS.md,
-    // run R). Detached, the table is nobody's: dropping it locks only itself.
-    await sql`drop table ${sql.table(PURGED_PREFIX + p.name)}`.execute(conn)
-    return n
+    await new Promise((resolve) => setTimeout(resolve, 200 * attempt))
   }
   return null
+}
+
+/**
+ * The DROPs of detached partitions, one after another on a connection of their own while the purge
+ * goes on with the next partition. Not in the detach's transaction: PostgreSQL unlinks a dropped
+ * table's files at commit, before it lets go of the transaction's locks, so a DROP there held every
+ * reader and writer of logs for 180–500 ms a partition at 10M rows, where the detach alone holds
+ * them for milliseconds (bench/RESULTS.md, run R). Detached, the table is nobody's: dropping it
+ * locks only itself, and the unlinks, about 200 ms a day's partition, overlap the purge's own work.
+ */
+class DropQueue {
+  #chain: Promise<void> = Promise.resolve()
+  #error: unknown = undefined
+
+  constructor (private readonly db: Kysely<Database>) {}
+
+  add (table: string): void {
+    this.#chain = this.#chain
+      .then(async () => { if (this.#error === undefined) await sql`drop table ${sql.table(table)}`.execute(this.db) })
+      .catch((err: unknown) => { this.#error ??= err })
+  }
+
+  /** Waits for every DROP; throws the first that failed (the table stays for the next purge to drop). */
+  async finish (): Promise<void> {
+    await this.#chain
+    if (this.#error !== undefined) throw this.#error
+  }
 }
 
 /**

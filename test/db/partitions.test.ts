@@ -265,6 +265,36 @@ t.test('a partition a purge detached but did not get to drop (the process died) 
   await assertRollupsExact(t, db, 'after the purge')
 })
 
+t.test('a DROP that fails after the detach fails the purge, keeps its rows gone, and the next purge drops the table', async (t) => {
+  const { url, db } = await plainDatabase(t)
+  await convertToPartitions(db, 'day', { now: D0 + 6 * DAY })
+  await ensurePartitions(db, 'day', D0, D0 + 2 * DAY)
+  const app = await appOn(t, url)
+  const admin = await createUser(app.db, { role: 10 })
+  await insertLogs(app.db, dayRows(admin.id, [0, 1], 4))
+  // An event trigger refuses the DROP of a detached partition: the DROP is the only step it stops.
+  await sql`create function refuse_purged_drop() returns event_trigger language plpgsql as $$
+    begin
+      if exists (select from pg_event_trigger_dropped_objects() where object_name like 'purged\_%') then
+        raise exception 'drop refused by the test';
+      end if;
+    end $$`.execute(db)
+  await sql`create event trigger refuse_purged_drop on sql_drop execute function refuse_purged_drop()`.execute(db)
+  const failed = await app.inject({ method: 'DELETE', url: `/api/log/?target_timestamp=${D0 + DAY}`, headers: admin.headers })
+  t.ok(failed.statusCode >= 500, 'the purge reports the failure')
+  t.equal(failed.json().success, false, 'in the envelope')
+  t.notMatch(failed.body, /drop refused|purged_/, 'with no SQL detail in it')
+  const { rows: [left] } = await sql<{ n: string }>`select count(*) as n from logs where created_at < ${D0 + DAY}`.execute(db)
+  t.equal(Number(left!.n), 0, 'the detached day\'s rows are out of logs')
+  t.strictSame(await tablesLike(db, 'purged_%'), [`purged_${partitionName('day', D0)}`], 'its table waits for a DROP')
+  await assertRollupsExact(t, db, 'after the failed DROP')
+
+  await sql`drop event trigger refuse_purged_drop`.execute(db)
+  const again = await app.inject({ method: 'DELETE', url: `/api/log/?target_timestamp=${D0 + DAY}`, headers: admin.headers })
+  t.match(again.json(), { success: true, data: 0 }, 'the next purge has nothing left to delete')
+  t.strictSame(await tablesLike(db, 'purged_%'), [], 'and drops the table')
+})
+
 /** Relations a plan reads (partitions by name), walking every node. */
 function relationsOf (plan: unknown, out = new Set<string>()): Set<string> {
   if (plan === null || typeof plan !== 'object') return out
