@@ -246,10 +246,11 @@ async function droppablePartitions (conn: Conn, before: number): Promise<Array<P
 }
 
 /**
- * Drops a partition, its rows' share of every rollup and pending delta going in the repeatable-read
- * transaction that detaches it. Writers are kept out of the partition from before the snapshot (SHARE lock), so the
- * rows counted are the rows dropped. Returns the rows dropped, or null when the detach could not
- * get its lock in a few tries (long readers): the row batches that follow delete those rows instead.
+ * Drops a partition: its rows' share of every rollup and pending delta goes in the repeatable-read
+ * transaction that detaches it, the DROP is queued. Writers are kept out of the partition from
+ * before the snapshot (SHARE lock), so the rows counted are the rows dropped. Returns the rows
+ * dropped, or null when the detach could not get its lock in a few tries (long readers): the row
+ * batches that follow delete those rows instead.
  */
 async function dropPartition (conn: Conn, drops: DropQueue, p: Partition): Promise<number | null> {
   for (let attempt = 1; attempt <= DETACH_ATTEMPTS; attempt++) {

@@ -53,10 +53,10 @@ export function deleteUnitStatement (start: number, end: number): RawBuilder<{ n
 }
 
 /**
- * The same for a partition holding exactly the unit [start, end), which is then detached and dropped
- * in the same transaction (which keeps writers out of it from before the snapshot). Its rows are
- * not read: in that snapshot they number what the site's rollup and the pending deltas count for
- * the unit, which the statement reads before it deletes them (its parts share one snapshot). A
+ * The same for a partition holding exactly the unit [start, end), which is then detached in the
+ * same transaction (which keeps writers out of it from before the snapshot). Its rows are not
+ * read: in that snapshot they number what the site's rollup and the pending deltas count for the
+ * unit, which the statement reads before it deletes them (its parts share one snapshot). A
  * count(*) scanned the whole partition, a day's heap, for a number the rollups already held.
  */
 export function dropPartitionStatement (start: number, end: number): RawBuilder<{ n: string }> {
