@@ -11,9 +11,11 @@ import { ingestedExample, ingestRowExample } from './examples.js'
 export const INGEST_BATCH_MAX = 1000
 
 const INT4_MAX = 2_147_483_647
-// PostgreSQL text cannot hold NUL: refused here, not as a 500 from the database.
-const NO_NUL = '^[^\\u0000]*$'
-const text = (maxLength: number, description?: string) => Type.String({ maxLength, pattern: NO_NUL, ...(description === undefined ? {} : { description }) })
+// PostgreSQL text cannot hold NUL, nor UTF-8 half a surrogate pair, which a JSON string can
+// escape ("\ud800"): refused here, not stored as U+FFFD or failed by the database. Ajv matches
+// patterns as Unicode (the u flag), where only an unpaired surrogate falls in the range.
+const TEXT_PATTERN = '^[^\\u0000\\ud800-\\udfff]*$'
+const text = (maxLength: number, description?: string) => Type.String({ maxLength, pattern: TEXT_PATTERN, ...(description === undefined ? {} : { description }) })
 const count = (description?: string) => Type.Integer({ minimum: 0, maximum: INT4_MAX, ...(description === undefined ? {} : { description }) })
 const opt = <T extends TSchema>(schema: T) => Type.Optional(schema)
 
@@ -47,7 +49,7 @@ export function rowProblem (value: unknown): string | undefined {
   const issue = validateRow(value)
   if (issue === undefined) return undefined
   // The one pattern of the schema: Ajv would quote the regular expression.
-  if (issue.keyword === 'pattern') return `${issue.instancePath.replace(/^\//, '')} must not contain NUL characters`
+  if (issue.keyword === 'pattern') return `${issue.instancePath.replace(/^\//, '')} must not contain NUL characters or unpaired surrogates`
   return describeIssue(issue, 'row')
 }
 

@@ -57,8 +57,8 @@ function textField (maxLength: number): FieldArbs {
     any: fc.oneof(
       { weight: 6, arbitrary: valid },
       { weight: 1, arbitrary: bad(fc.constantFrom('a\u0000b', '\u0000', 'x'.repeat(maxLength + 1), '😀'.repeat(maxLength + 1))) },
-      // A lone surrogate is JSON (an escape) but no Unicode text: accepted or refused, never a 5xx.
-      { weight: 1, arbitrary: fc.constantFrom('\ud800', 'a\udfffb', '\udbff\udbff').map((value) => ({ value, ok: undefined })) },
+      // A lone surrogate is JSON (an escape) but no Unicode text: refused, not stored as U+FFFD.
+      { weight: 1, arbitrary: bad(fc.constantFrom('\ud800', 'a\udfffb', '\udbff\udbff', '\udfff\ud800')) },
       { weight: 1, arbitrary: wrongType }
     )
   }

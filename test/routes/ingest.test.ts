@@ -115,6 +115,9 @@ t.test('a bad row rejects the whole batch, naming the row and the field', async 
     ['an unknown field', [row(0), row(1, { model: 'gpt' })], /row 1: unknown field model/],
     ['a type out of range', [row(0, { type: 99 })], /row 0: type must be <= 7/],
     ['a NUL in text', [row(0, { content: 'a\u0000b' })], /row 0: content must not contain NUL/],
+    // JSON can escape half a surrogate pair; UTF-8, and so PostgreSQL's text, has no form for it.
+    ['a lone surrogate in text', [row(0, { username: '\ud800' })], /row 0: username must not contain NUL characters or unpaired surrogates/],
+    ['a surrogate pair the wrong way round', [row(0, { content: 'a\udfff\ud800b' })], /row 0: content must not contain NUL characters or unpaired surrogates/],
     ['a negative token count', [row(0, { prompt_tokens: -1 })], /row 0: prompt_tokens must be >= 0/],
     ['a fraction', [row(0, { created_at: 1.5 })], /row 0: created_at must be integer/],
     ['an id', [row(0, { id: 5 })], /row 0: unknown field id/],
@@ -194,7 +197,8 @@ t.test('a bad NDJSON line stops the backfill; the chunks before it stay written'
     ['not JSON', '{"user_id":1,"type":2}\n{nope}\n', /line 2: is not valid JSON/],
     ['not UTF-8', Buffer.concat([Buffer.from('{"user_id":1,"type":2,"content":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}\n')]), /line 1: is not valid UTF-8/],
     ['an array line', '[1,2]\n', /line 1: row must be object/],
-    ['an unknown field', '{"user_id":1,"type":2,"modle_name":"x"}\n', /line 1: unknown field modle_name/]
+    ['an unknown field', '{"user_id":1,"type":2,"modle_name":"x"}\n', /line 1: unknown field modle_name/],
+    ['a lone surrogate, escaped', '{"user_id":1,"type":2,"username":"\\ud800"}\n', /line 1: username must not contain NUL characters or unpaired surrogates/]
   ]
   for (const [label, body, message] of cases) {
     assertBadRequest(t, await postNdjson(app, Readable.from([body]), admin.headers), message, label)
