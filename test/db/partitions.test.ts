@@ -18,11 +18,9 @@ import type { Database } from '../../src/db/types.js'
 import { convertToPartitions, DEFAULT_PARTITION, ensurePartitions, partitionName, periodAhead, periodStart, readLayout } from '../../src/queries/partitions.js'
 import { listAdminLogs, listUserLogs } from '../../src/queries/logs/page.js'
 import { statLogs } from '../../src/queries/logs/stat.js'
-import { createUser, insertLogs, testConfig } from '../helpers/app.js'
+import { createTestDatabase, createUser, insertLogs, testConfig } from '../helpers/app.js'
 import { assertRollupsExact } from '../helpers/faults.js'
 import { assertProperty, propertySettings } from '../helpers/isolation.js'
-import { databaseUrl, readState } from '../helpers/state.js'
-import { randomUUID } from 'node:crypto'
 
 type Tap = { teardown: (fn: () => unknown) => void }
 
@@ -32,21 +30,10 @@ const D0 = periodStart('day', 1_700_000_000)
 
 /** A database migrated from nothing: the plain table, whatever layout the suite's template has. */
 async function plainDatabase (t: Tap): Promise<{ url: string, db: Kysely<Database> }> {
-  const { adminUrl } = readState()
-  const name = `log_test_plain_${randomUUID().replace(/-/g, '')}`
-  const admin = new pg.Client({ connectionString: adminUrl })
-  await admin.connect()
-  await admin.query(`create database ${name}`)
-  await admin.end()
-  const url = databaseUrl(adminUrl, name)
+  const url = await createTestDatabase(t, { empty: true })
   const db = createDb(createPool({ connectionString: url, max: 2, statementTimeoutMs: 0 }))
-  t.teardown(async () => {
-    await db.destroy()
-    const c = new pg.Client({ connectionString: adminUrl })
-    await c.connect()
-    await c.query(`drop database if exists ${name} with (force)`)
-    await c.end()
-  })
+  // Registered after the database's drop, so it runs before it.
+  t.teardown(() => db.destroy())
   await migrateToLatest(db)
   return { url, db }
 }
@@ -55,6 +42,16 @@ async function appOn (t: Tap, url: string): Promise<App> {
   const app = await buildApp({ ...testConfig({ STAT_FOLD_INTERVAL_MS: 0 }), DATABASE_URL: url })
   t.teardown(() => app.close())
   return app
+}
+
+/** A database converted to day partitions, with partitions for days 0 to 2 (D0 on), its app and an admin. */
+async function dayPartitionedApp (t: Tap) {
+  const { url, db } = await plainDatabase(t)
+  await convertToPartitions(db, 'day', { now: D0 + 6 * DAY })
+  await ensurePartitions(db, 'day', D0, D0 + 2 * DAY)
+  const app = await appOn(t, url)
+  const admin = await createUser(app.db, { role: 10 })
+  return { url, db, app, admin }
 }
 
 /** Every row, as text, by id. */
@@ -247,11 +244,7 @@ async function tablesLike (db: Kysely<Database>, pattern: string): Promise<strin
 }
 
 t.test('a partition a purge detached but did not get to drop (the process died) goes with the next purge', async (t) => {
-  const { url, db } = await plainDatabase(t)
-  await convertToPartitions(db, 'day', { now: D0 + 6 * DAY })
-  await ensurePartitions(db, 'day', D0, D0 + 2 * DAY)
-  const app = await appOn(t, url)
-  const admin = await createUser(app.db, { role: 10 })
+  const { db, app, admin } = await dayPartitionedApp(t)
   await insertLogs(app.db, dayRows(admin.id, [1], 5))
   // What the purge's detach transaction leaves when its connection is lost before the DROP.
   const day0 = partitionName('day', D0)
@@ -266,11 +259,7 @@ t.test('a partition a purge detached but did not get to drop (the process died) 
 })
 
 t.test('a DROP that fails after the detach fails the purge, keeps its rows gone, and the next purge drops the table', async (t) => {
-  const { url, db } = await plainDatabase(t)
-  await convertToPartitions(db, 'day', { now: D0 + 6 * DAY })
-  await ensurePartitions(db, 'day', D0, D0 + 2 * DAY)
-  const app = await appOn(t, url)
-  const admin = await createUser(app.db, { role: 10 })
+  const { db, app, admin } = await dayPartitionedApp(t)
   await insertLogs(app.db, dayRows(admin.id, [0, 1], 4))
   // An event trigger refuses the DROP of a detached partition: the DROP is the only step it stops.
   await sql`create function refuse_purged_drop() returns event_trigger language plpgsql as $$
@@ -358,11 +347,7 @@ t.test('reads with a window scan only the partitions that overlap it (EXPLAIN, a
 })
 
 t.test('a long reader holds off the detach: the purge deletes by batches, and the next one drops the emptied partition', async (t) => {
-  const { url, db } = await plainDatabase(t)
-  await convertToPartitions(db, 'day', { now: D0 + 6 * DAY })
-  await ensurePartitions(db, 'day', D0, D0 + 2 * DAY)
-  const app = await appOn(t, url)
-  const admin = await createUser(app.db, { role: 10 })
+  const { url, db, app, admin } = await dayPartitionedApp(t)
   await insertLogs(app.db, dayRows(admin.id, [0, 1, 2], 10))
   const reader = new pg.Client({ connectionString: url })
   await reader.connect()

@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import type { Insertable, Kysely } from 'kysely'
 import { buildApp, loggerOptions, type App } from '../../src/app.js'
@@ -21,16 +22,29 @@ export async function createTestDatabase (t: Tap, opts: { empty?: boolean } = {}
   } finally {
     await admin.end()
   }
-  t.teardown(async () => {
-    const c = new pg.Client({ connectionString: adminUrl })
-    await c.connect()
-    try {
-      await c.query(`drop database if exists ${name} with (force)`)
-    } finally {
-      await c.end()
-    }
-  })
+  t.teardown(async () => { await dropTestDatabase(adminUrl, name) })
   return databaseUrl(adminUrl, name)
+}
+
+/**
+ * Drops a test database once its connections have gone, terminating those still there after 5 s.
+ * A pool's end() resolves once it has asked its clients to close, not once they have: a DROP … WITH
+ * (FORCE) at once terminated backends still reading their clients' goodbye, and each such client
+ * failed its test with 57P01 (seen in test/db/partitions.test.ts on PostgreSQL 15).
+ */
+async function dropTestDatabase (adminUrl: string, name: string): Promise<void> {
+  const c = new pg.Client({ connectionString: adminUrl })
+  await c.connect()
+  try {
+    for (let waited = 0; waited < 5000; waited += 50) {
+      const { rows: [open] } = await c.query<{ n: number }>('select count(*)::int as n from pg_stat_activity where datname = $1', [name])
+      if (open?.n === 0) break
+      await sleep(50)
+    }
+    await c.query(`drop database if exists ${name} with (force)`)
+  } finally {
+    await c.end()
+  }
 }
 
 /** The configuration a test app runs with: the schema's defaults, quiet, no auth cache. */
