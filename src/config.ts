@@ -31,7 +31,7 @@ export const ConfigSchema = Type.Object({
   TOKEN_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 60 }),
   TOKEN_RATE_LIMIT_WINDOW_MS: Type.Integer({ minimum: 1000, default: 60_000 }),
   PURGE_BATCH_SIZE: Type.Integer({ minimum: 1, maximum: 100_000, default: 5000 }),
-  PURGE_UNIT_MAX_ROWS: Type.Integer({ minimum: 0, maximum: 10_000_000, default: 500_000, description: 'a whole day or hour with at most this many rows is purged in one statement; 0 = always row by row' }),
+  PURGE_UNIT_MAX_ROWS: Type.Integer({ minimum: 0, maximum: 10_000_000, default: 500_000, description: 'a whole day with at most this many rows is purged in one statement, else a run of whole hours holding at most this many; 0 = always row by row' }),
   SEARCH_SCAN_CHUNK_ROWS: Type.Integer({ minimum: 1, maximum: 10_000_000, default: 100_000, description: 'a search keyword without three letters or digits in a row reads rows newest first, this many per statement' }),
   SEARCH_SCAN_BUDGET_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 2000, description: 'how long such a search may go on reading chunks before it answers what it found, with X-Search-Complete: false; 0 = one chunk' }),
   EXPORT_MAX_ROWS: Type.Integer({ minimum: 1, maximum: 100_000_000, default: 1_000_000, description: 'rows one export may write; a larger export answers 400 before the first byte' }),

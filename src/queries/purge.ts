@@ -3,7 +3,7 @@ import { plannedPerCall } from '../db/plan.js'
 import type { Database } from '../db/types.js'
 import { rollupWriteLock } from './rollups/fold.js'
 import { DAY, FIRST_UNIT, HOUR } from './rollups/model.js'
-import { deleteRowsStatement, deleteUnitStatement, dropPartitionStatement, foldedRowsIn, pruneEmptyRollups, purgeableWhole } from './rollups/purge.js'
+import { deleteRowsStatement, deleteUnitStatement, dropPartitionStatement, foldedRowsIn, pruneEmptyRollups, purgeableWhole, rowsPerHour } from './rollups/purge.js'
 import { readLayout, type Partition } from './partitions.js'
 import { STAT_TABLES, vacuumStatTables } from './vacuum.js'
 
@@ -28,8 +28,8 @@ const DETACH_ATTEMPTS = 3
 /** What a partition is renamed to in the transaction that detaches it, until it is dropped. */
 export const PURGED_PREFIX = 'purged_'
 
-/** The whole units a purge may take in one statement, largest first. */
-const UNITS = [DAY, HOUR].filter(purgeableWhole)
+/** Whole days go in one statement each (when the rollups allow it, as they do). */
+const WHOLE_DAYS = purgeableWhole(DAY)
 
 export interface PurgeOptions {
   /** rows with created_at strictly below this are deleted */
@@ -71,11 +71,12 @@ interface Deleted { n: number, last: number | null }
  * so locks are held briefly and readers and writers keep flowing, and every batch leaves the
  * rollups exact (readers' totals stay right during a purge, and no backlog of deltas is left).
  *
- * Most of a purge is whole UTC days (or hours, when a day is too big for one batch): their rows
- * go in one statement, and so do their rollup rows, which is what makes a purge fast; rewriting
- * the per-user rollups row by row cost more than the delete itself (bench/RESULTS.md). Only the
- * hour holding the target goes row by row, in `batchSize` batches that subtract their rows from
- * the rollups. Returns the number of rows deleted, or null when another purge holds the lock.
+ * Most of a purge is whole UTC days (or runs of whole hours: in the day holding the target, or
+ * when a day is too big for one batch): their rows go in one statement, and so do their rollup
+ * rows, which is what makes a purge fast; rewriting the per-user rollups row by row cost more than
+ * the delete itself (bench/RESULTS.md). Only the hour holding the target goes row by row, in
+ * `batchSize` batches that subtract their rows from the rollups. Returns the number of rows
+ * deleted, or null when another purge holds the lock.
  */
 export async function purgeLogsBefore (db: Kysely<Database>, opts: PurgeOptions): Promise<number | null> {
   // Planned per call: the table shrinks by millions of rows as the purge goes.
@@ -168,7 +169,12 @@ async function runBatches (conn: Conn, drops: DropQueue, opts: PurgeOptions): Pr
   return total
 }
 
-/** Where the next batch starts, and the largest whole unit it can take (sized from the rollups). */
+/**
+ * Where the next batch starts, and the most it can take whole (sized from the rollups): the day,
+ * or else as many of the day's whole hours as fit, in one statement. The day holding the target
+ * (the boundary partition, on that layout) went an hour a statement: nine statements of 70–555 ms
+ * at 10M rows where one does it (bench/RESULTS.md, runs R and S).
+ */
 async function nextBatch (conn: Conn, from: number | null, opts: PurgeOptions): Promise<Batch | null> {
   const { rows: [row] } = await sql<{ first: string | null }>`
     select min(created_at) as first from logs
@@ -176,15 +182,33 @@ async function nextBatch (conn: Conn, from: number | null, opts: PurgeOptions): 
   if (row?.first == null) return null
   const first = Number(row.first)
   const rowByRow = { first, end: Math.min(opts.before, (Math.floor(first / HOUR) + 1) * HOUR), unit: null }
-  if (opts.unitMaxRows === 0) return rowByRow
-  for (const unit of UNITS) {
-    const index = Math.floor(first / unit)
-    const end = (index + 1) * unit
-    // Unit 0 and negative timestamps: integer division maps them onto one rollup unit.
-    if (index < FIRST_UNIT || end > opts.before) continue
-    if (await foldedRowsIn(conn, end - unit, end) <= opts.unitMaxRows) return { first, end, unit }
+  // Unit 0 and negative timestamps: integer division maps them onto one rollup unit.
+  if (opts.unitMaxRows === 0 || Math.floor(first / DAY) < FIRST_UNIT) return rowByRow
+  const dayEnd = (Math.floor(first / DAY) + 1) * DAY
+  if (WHOLE_DAYS && dayEnd <= opts.before && await foldedRowsIn(conn, dayEnd - DAY, dayEnd) <= opts.unitMaxRows) {
+    return { first, end: dayEnd, unit: DAY }
   }
-  return rowByRow
+  const start = Math.floor(first / HOUR) * HOUR
+  const end = await wholeHoursEnd(conn, start, Math.min(dayEnd, Math.floor(opts.before / HOUR) * HOUR), opts.unitMaxRows)
+  return end > start && purgeableWhole(end - start) ? { first, end, unit: end - start } : rowByRow
+}
+
+/**
+ * The end of the longest run of whole hours from `start` (an hour) up to `limit` whose folded rows
+ * number at most `maxRows`: `start` itself when not even one hour fits. Within one day, where every
+ * rollup can take any run of hours whole (the daily one by subtracting the per-user hours').
+ */
+async function wholeHoursEnd (conn: Conn, start: number, limit: number, maxRows: number): Promise<number> {
+  if (limit <= start) return start
+  const hours = await rowsPerHour(conn, start, limit)
+  let end = start
+  let rows = 0
+  for (let hour = start; hour < limit; hour += HOUR) {
+    rows += hours.get(hour / HOUR) ?? 0
+    if (rows > maxRows) break
+    end = hour + HOUR
+  }
+  return end
 }
 
 async function deleteRows (conn: Conn, first: number, end: number, batchSize: number): Promise<Deleted> {

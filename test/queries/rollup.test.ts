@@ -179,6 +179,24 @@ t.test('a purge by whole days, whole hours or row by row leaves exact rollups, w
   t.ok(batches[1_000_000]! < batches[60]! && batches[60]! < batches[0]!, `days, then hours, take fewer batches (${JSON.stringify(batches)})`)
 })
 
+t.test('the whole hours of the day holding the target go in one batch, and the rollups stay exact', async (t) => {
+  const day0 = T0 - (T0 % 86_400) - 2 * 86_400
+  const target = T0 + 5000 // 15:23 UTC on the third day: fifteen whole hours of it lie below the target
+  const rows = spreadRows(900, day0 + 100, 331)
+  const app = await buildTestApp(t, { STAT_FOLD_INTERVAL_MS: 0 })
+  await insertLogs(app.db, rows)
+  await foldStatDeltas(app.db)
+  const batches: number[] = []
+  const gone = await purgeLogsBefore(app.db, { before: target, batchSize: 7, unitMaxRows: 1_000_000, onBatch: (n) => { batches.push(n) } })
+  t.equal(gone, rows.filter((r) => r.created_at < target).length)
+  const boundaryDay = target - (target % 86_400)
+  const wholeHours = rows.filter((r) => r.created_at >= boundaryDay && r.created_at < target - (target % 3600)).length
+  const days = [day0, day0 + 86_400].map((d) => rows.filter((r) => r.created_at >= d && r.created_at < d + 86_400).length)
+  t.strictSame(batches.slice(0, 3), [...days, wholeHours], `a batch a day, then one for the ${wholeHours} rows of the fifteen hours (${JSON.stringify(batches)})`)
+  t.ok(batches.slice(3).every((n) => n <= 7), 'then row batches in the hour holding the target')
+  await assertExact(t, app, 'after the purge')
+})
+
 t.test('a purge stopped at a batch boundary leaves exact rollups, and running it again finishes it', async (t) => {
   const app = await buildTestApp(t, { STAT_FOLD_INTERVAL_MS: 0 })
   const rows = spreadRows(300, T0 - 7200, 97)

@@ -1,7 +1,7 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely'
 import type { Database } from '../../db/types.js'
 import { rollupUpserts } from './fold.js'
-import { DELTA_SECONDS, DELTA_TABLE, grainsOf, keyColumns, ROLLUPS, SUM_COLUMNS, type Rollup } from './model.js'
+import { DELTA_SECONDS, DELTA_TABLE, grainsOf, HOUR, keyColumns, rollupAt, ROLLUPS, SUM_COLUMNS, type Rollup } from './model.js'
 
 // The statements a history purge runs, with the rollups kept exact in each: whole units (a UTC day
 // or hour) and their rollup rows in one statement, and row batches that subtract their own sums.
@@ -115,6 +115,16 @@ export async function pruneEmptyRollups (db: Kysely<Database>, from: number, to:
 export async function foldedRowsIn (db: Kysely<Database>, start: number, end: number): Promise<number> {
   const { rows: [row] } = await sql<{ n: string }>`select ${siteRowsIn(start, end)} as n`.execute(db)
   return Number(row?.n ?? 0)
+}
+
+/** The folded rows of each hour in [start, end) that holds any, by hour unit (created_at / 3600). */
+export async function rowsPerHour (db: Kysely<Database>, start: number, end: number): Promise<Map<number, number>> {
+  const r = rollupAt('site', HOUR)
+  if (r === undefined) throw new Error('no hourly site rollup')
+  const unit = sql.ref(r.unit)
+  const { rows } = await sql<{ unit: string, n: string }>`select ${unit} as unit, sum(n) as n from ${sql.table(r.table)}
+    where ${unit} >= ${start / HOUR} and ${unit} < ${end / HOUR} group by 1`.execute(db)
+  return new Map(rows.map((row) => [Number(row.unit), Number(row.n)]))
 }
 
 /** foldedRowsIn's sum, as a scalar subquery. */
