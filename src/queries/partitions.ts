@@ -1,17 +1,32 @@
-import { CompiledQuery, sql, type Kysely, type Transaction } from 'kysely'
+import { CompiledQuery, sql, type Kysely, type RawBuilder, type Transaction } from 'kysely'
 import type { Database } from '../db/types.js'
 import { SECONDARY_INDEXES_SQL, type IndexDefinition } from '../seed/indexes.js'
+import { HOUR, rollupAt } from './rollups/model.js'
 
 // The optional time-partitioned layout of logs (LOG_PARTITIONS=day|month): logs range-partitioned
 // by created_at (unix seconds, UTC periods), one partition per day or month, and logs_default for
-// whatever has no partition (a row stamped years back or ahead). Everything else, the triggers, the
-// rollups, the indexes, every query, is the same on both layouts: PostgreSQL routes rows and
-// prunes partitions itself. What this module adds is the layout's upkeep: converting the plain
-// table, creating partitions ahead of time, and dropping a whole old partition in one statement.
+// whatever has no partition (a row stamped years back or ahead). The per-user hourly rollup is
+// partitioned by the same periods (on its hour column), so that a purge drops a period's rollup
+// rows with its log rows: they were most of what a partitioned purge still deleted row by row, and
+// of the vacuum after it (bench/RESULTS.md, run S). The other rollups stay whole: readers read a
+// user's days across all of history, and would open every partition to do it (run Q). Everything
+// else, the triggers, the indexes, every query, is the same on both layouts: PostgreSQL routes rows
+// and prunes partitions itself. What this module adds is the layout's upkeep: converting the plain
+// tables, creating partitions ahead of time, and dropping a whole old partition in one statement.
 
 export type PartitionGrain = 'day' | 'month'
 
 export const DEFAULT_PARTITION = 'logs_default'
+
+/** The rollup partitioned with logs: its unit column counts hours. */
+export const PARTITIONED_ROLLUP = rollupAt('user', HOUR)!.table
+
+/** The rollup's partition of a logs partition's period: logs_stat_hourly_user_p20261201. */
+export function rollupPartitionName (logsPartition: string): string {
+  return PARTITIONED_ROLLUP + logsPartition.slice('logs'.length)
+}
+
+const ROLLUP_DEFAULT = `${PARTITIONED_ROLLUP}_default`
 
 /** Periods created ahead of the current one: a week of days, two months. */
 export const PERIODS_AHEAD: Record<PartitionGrain, number> = { day: 7, month: 2 }
@@ -33,6 +48,8 @@ export interface LogsLayout {
   /** range partitions, oldest first */
   partitions: Partition[]
   hasDefault: boolean
+  /** PARTITIONED_ROLLUP's partitions by name when it is partitioned (a database converted before it was, has it whole) */
+  rollupPartitions: Set<string> | null
 }
 
 /** Unix seconds of the start of the UTC day or month that holds `ts`. */
@@ -89,7 +106,18 @@ export async function readLayout (db: Kysely<Database>): Promise<LogsLayout> {
   partitions.sort((a, b) => a.from - b.from)
   const first = partitions[0]
   const grain = first === undefined ? null : first.to - first.from === 86_400 ? 'day' : 'month'
-  return { partitioned, grain, partitions, hasDefault }
+  return { partitioned, grain, partitions, hasDefault, rollupPartitions: await readRollupPartitions(db) }
+}
+
+async function readRollupPartitions (db: Kysely<Database>): Promise<Set<string> | null> {
+  const { rows } = await sql<{ kind: string, name: string | null }>`
+    select p.relkind as kind, c.relname as name
+      from pg_class p
+      left join pg_inherits i on i.inhparent = p.oid
+      left join pg_class c on c.oid = i.inhrelid
+     where p.oid = ${PARTITIONED_ROLLUP}::regclass`.execute(db)
+  if (rows[0]?.kind !== 'p') return null
+  return new Set(rows.flatMap((r) => r.name === null ? [] : [r.name]))
 }
 
 // One layout change at a time across every instance (partition upkeep, conversion).
@@ -110,33 +138,69 @@ export async function ensurePartitions (db: Kysely<Database>, grain: PartitionGr
       await sql`select pg_advisory_xact_lock(${layoutLock})`.execute(trx)
       // Read under the lock: another instance may have made it meanwhile.
       const layout = await readLayout(trx)
-      if (!layout.partitioned || layout.partitions.some((p) => p.from < end && start < p.to)) return false
-      await createPartition(trx, { name, from: start, to: end }, layout.hasDefault)
-      return true
+      if (!layout.partitioned) return false
+      // A wait for a lock held by a long reader (an export) gives up rather than queueing everyone
+      // behind it; the next run tries again.
+      await sql`set local lock_timeout = '5s'`.execute(trx)
+      const made = !layout.partitions.some((p) => p.from < end && start < p.to)
+      if (made) await attachNew(trx, LOGS, { name, from: start, to: end })
+      // The rollup's partition, with the period's own or (for a period made before the rollup was
+      // partitioned) on its own.
+      const rollupName = rollupPartitionName(name)
+      if (layout.rollupPartitions !== null && !layout.rollupPartitions.has(rollupName) && (made || layout.partitions.some((p) => p.name === name))) {
+        await attachNew(trx, ROLLUP, { name: rollupName, from: start, to: end })
+      }
+      return made
     })
     if (made) created.push(name)
   }
   return created
 }
 
-async function createPartition (trx: Transaction<Database>, p: Partition, hasDefault: boolean): Promise<void> {
-  // A wait for a lock held by a long reader (an export) gives up rather than queueing everyone
-  // behind it; the next run tries again.
-  await sql`set local lock_timeout = '5s'`.execute(trx)
+/** A table partitioned by time: the column, and how many seconds its unit is. */
+interface TimeTable {
+  table: string
+  column: string
+  seconds: number
+  defaultPartition: string
+}
+
+const LOGS: TimeTable = { table: 'logs', column: 'created_at', seconds: 1, defaultPartition: DEFAULT_PARTITION }
+const ROLLUP: TimeTable = { table: PARTITIONED_ROLLUP, column: 'hour', seconds: HOUR, defaultPartition: ROLLUP_DEFAULT }
+
+/** A period [from, to) of unix seconds as the table's column bounds. */
+function boundsOf (t: TimeTable, p: Partition): [RawBuilderLit, RawBuilderLit] {
+  return [sql.lit(p.from / t.seconds), sql.lit(p.to / t.seconds)]
+}
+type RawBuilderLit = ReturnType<typeof sql.lit>
+
+/**
+ * A new partition: created as a table of its own and attached, which locks the parent only
+ * against other schema changes (SHARE UPDATE EXCLUSIVE): readers and writers go on. Rows of its
+ * period that waited in the default partition move into it first.
+ */
+async function attachNew (trx: Transaction<Database>, t: TimeTable, p: Partition): Promise<void> {
   const table = sql.table(p.name)
-  await sql`create table ${table} (like logs including defaults including storage)`.execute(trx)
+  const [from, to] = boundsOf(t, p)
+  const column = sql.ref(t.column)
+  await sql`create table ${table} (like ${sql.table(t.table)} including defaults including storage)`.execute(trx)
   // The partition's bound as a constraint: ATTACH then trusts it instead of scanning the table.
   const bound = sql.raw(`${p.name}_bound`)
-  await sql`alter table ${table} add constraint ${bound} check (created_at >= ${sql.lit(p.from)} and created_at < ${sql.lit(p.to)})`.execute(trx)
-  if (hasDefault) {
+  await sql`alter table ${table} add constraint ${bound} check (${column} >= ${from} and ${column} < ${to})`.execute(trx)
+  if (await hasDefault(trx, t)) {
     // Direct statements on partitions fire no trigger of logs: the rows stay in logs, and the
     // rollups already count them.
-    const range = sql`created_at >= ${sql.lit(p.from)} and created_at < ${sql.lit(p.to)}`
-    await sql`insert into ${table} select * from ${sql.table(DEFAULT_PARTITION)} where ${range}`.execute(trx)
-    await sql`delete from ${sql.table(DEFAULT_PARTITION)} where ${range}`.execute(trx)
+    const range = sql`${column} >= ${from} and ${column} < ${to}`
+    await sql`insert into ${table} select * from ${sql.table(t.defaultPartition)} where ${range}`.execute(trx)
+    await sql`delete from ${sql.table(t.defaultPartition)} where ${range}`.execute(trx)
   }
-  await sql`alter table logs attach partition ${table} for values from (${sql.lit(p.from)}) to (${sql.lit(p.to)})`.execute(trx)
+  await sql`alter table ${sql.table(t.table)} attach partition ${table} for values from (${from}) to (${to})`.execute(trx)
   await sql`alter table ${table} drop constraint ${bound}`.execute(trx)
+}
+
+async function hasDefault (trx: Transaction<Database>, t: TimeTable): Promise<boolean> {
+  const { rows } = await sql<{ one: number }>`select 1 as one from pg_partitioned_table where partrelid = ${t.table}::regclass and partdefid <> 0`.execute(trx)
+  return rows.length > 0
 }
 
 export interface ConvertOptions {
@@ -147,65 +211,91 @@ export interface ConvertOptions {
 
 /**
  * Converts the plain logs table into the partitioned layout, keeping every row, index, trigger
- * and the id sequence. One transaction: readers go on reading the old table while rows are copied
- * and indexes built, writers wait (EXCLUSIVE lock) and then write into the new table; only the
- * final swap blocks readers, for as long as a few renames take. Returns false when logs is
+ * and the id sequence, and the per-user hourly rollup with it (or alone, for logs converted
+ * before it was). One transaction: readers go on reading the old tables while rows are copied
+ * and indexes built, writers wait (EXCLUSIVE lock) and then write into the new tables; only the
+ * final swaps block readers, for as long as a few renames take. Returns false when both are
  * partitioned already.
  */
 export async function convertToPartitions (db: Kysely<Database>, grain: PartitionGrain, opts: ConvertOptions): Promise<boolean> {
   return await db.transaction().execute(async (trx) => {
     await sql`select pg_advisory_xact_lock(${layoutLock})`.execute(trx)
     await sql`set local statement_timeout = 0`.execute(trx)
-    if ((await readLayout(trx)).partitioned) return false
+    const before = await readLayout(trx)
+    if (before.partitioned && before.rollupPartitions !== null) return false
     const step = opts.onStep ?? (() => {})
-    await sql`lock table logs in exclusive mode`.execute(trx)
-
-    const { rows: indexes } = await trx.executeQuery<IndexDefinition>(CompiledQuery.raw(SECONDARY_INDEXES_SQL, ['logs']))
-    const { rows: triggers } = await sql<{ definition: string }>`
-      select pg_get_triggerdef(oid) as definition from pg_trigger
-       where tgrelid = 'logs'::regclass and not tgisinternal order by oid`.execute(trx)
-
-    await sql`create table logs_partitioned (like logs including defaults including storage) partition by range (created_at)`.execute(trx)
-    // A primary key of a partitioned table holds the partition key; ids stay unique by the sequence.
-    await sql`alter table logs_partitioned add constraint logs_partitioned_pkey primary key (id, created_at)`.execute(trx)
-    const { rows: periods } = await sql<{ start: string }>`
-      select distinct ${grain === 'day'
-        ? sql`created_at / 86400 * 86400`
-        : sql`extract(epoch from date_trunc('month', to_timestamp(created_at) at time zone 'UTC'))::int8`} as start
-        from logs where created_at >= ${OLDEST_PERIOD} and created_at < ${periodStart(grain, opts.now)}`.execute(trx)
-    const starts = [
-      ...periods.map((r) => Number(r.start)),
-      ...periodsBetween(grain, opts.now, periodAhead(grain, opts.now))
-    ].sort((a, b) => a - b)
-    for (const start of starts) {
-      await sql`create table ${sql.table(partitionName(grain, start))} partition of logs_partitioned
-        for values from (${sql.lit(start)}) to (${sql.lit(periodEnd(grain, start))})`.execute(trx)
-    }
-    await sql`create table ${sql.table(DEFAULT_PARTITION)} partition of logs_partitioned default`.execute(trx)
-    step(`created ${starts.length} ${grain} partitions and ${DEFAULT_PARTITION}`)
-
-    const { numAffectedRows } = await sql`insert into logs_partitioned select * from logs`.execute(trx)
-    step(`copied ${String(numAffectedRows ?? 0)} rows`)
-    for (const index of indexes) {
-      await sql.raw(index.definition
-        .replace(/^(CREATE (?:UNIQUE )?INDEX )(\S+)/, `$1${index.name}_partitioned`)
-        .replace(/ ON (?:ONLY )?(?:public\.)?logs /, ' ON logs_partitioned ')).execute(trx)
-      step(`built ${index.name}`)
-    }
-
-    // The swap. The id sequence is owned by the old table's column: it would go with it.
-    const { rows: [serial] } = await sql<{ seq: string | null }>`select pg_get_serial_sequence('logs', 'id') as seq`.execute(trx)
-    if (serial?.seq != null) await sql`alter sequence ${sql.raw(serial.seq)} owned by logs_partitioned.id`.execute(trx)
-    await sql`drop table logs`.execute(trx)
-    await sql`alter table logs_partitioned rename to logs`.execute(trx)
-    await sql`alter table logs rename constraint logs_partitioned_pkey to logs_pkey`.execute(trx)
-    for (const index of indexes) {
-      await sql`alter index ${sql.table(`${index.name}_partitioned`)} rename to ${sql.table(index.name)}`.execute(trx)
-    }
-    for (const trigger of triggers) await sql.raw(trigger.definition).execute(trx)
-    step('swapped in the partitioned table')
+    if (!before.partitioned) await convertLogs(trx, grain, opts.now, step)
+    // The rollup takes the periods logs has, whoever made them.
+    const { partitions } = await readLayout(trx)
+    const { rows: [pk] } = await sql<{ def: string }>`select pg_get_constraintdef(oid) as def from pg_constraint
+      where conrelid = ${PARTITIONED_ROLLUP}::regclass and contype = 'p'`.execute(trx)
+    await swapInPartitioned(trx, ROLLUP, partitions.map((p) => ({ ...p, name: rollupPartitionName(p.name) })), `partitions of ${PARTITIONED_ROLLUP}`, sql.raw(pk!.def), step)
+    step(`swapped in the partitioned ${PARTITIONED_ROLLUP}`)
     return true
   })
+}
+
+async function convertLogs (trx: Transaction<Database>, grain: PartitionGrain, now: number, step: (s: string) => void): Promise<void> {
+  const { rows: triggers } = await sql<{ definition: string }>`
+    select pg_get_triggerdef(oid) as definition from pg_trigger
+     where tgrelid = 'logs'::regclass and not tgisinternal order by oid`.execute(trx)
+  const { rows: periods } = await sql<{ start: string }>`
+    select distinct ${grain === 'day'
+      ? sql`created_at / 86400 * 86400`
+      : sql`extract(epoch from date_trunc('month', to_timestamp(created_at) at time zone 'UTC'))::int8`} as start
+      from logs where created_at >= ${OLDEST_PERIOD} and created_at < ${periodStart(grain, now)}`.execute(trx)
+  const starts = [
+    ...periods.map((r) => Number(r.start)),
+    ...periodsBetween(grain, now, periodAhead(grain, now))
+  ].sort((a, b) => a - b)
+  const partitions = starts.map((start) => ({ name: partitionName(grain, start), from: start, to: periodEnd(grain, start) }))
+  // A primary key of a partitioned table holds the partition key; ids stay unique by the sequence.
+  await swapInPartitioned(trx, LOGS, partitions, `${grain} partitions`, sql`primary key (id, created_at)`, step, async () => {
+    // The id sequence is owned by the old table's column: it would go with it.
+    const { rows: [serial] } = await sql<{ seq: string | null }>`select pg_get_serial_sequence('logs', 'id') as seq`.execute(trx)
+    if (serial?.seq != null) await sql`alter sequence ${sql.raw(serial.seq)} owned by logs_partitioned.id`.execute(trx)
+  })
+  for (const trigger of triggers) await sql.raw(trigger.definition).execute(trx)
+  step('swapped in the partitioned table')
+}
+
+/**
+ * The table's partitioned copy, `<table>_partitioned`, with a partition per period and a default
+ * one, every row and secondary index; then the swap: the old table dropped, the copy renamed.
+ */
+async function swapInPartitioned (
+  trx: Transaction<Database>, t: TimeTable, partitions: Partition[], label: string, primaryKey: RawBuilder<unknown>,
+  step: (s: string) => void, beforeDrop?: () => Promise<void>
+): Promise<void> {
+  const copy = `${t.table}_partitioned`
+  await sql`lock table ${sql.table(t.table)} in exclusive mode`.execute(trx)
+  const { rows: indexes } = await trx.executeQuery<IndexDefinition>(CompiledQuery.raw(SECONDARY_INDEXES_SQL, [t.table]))
+  await sql`create table ${sql.table(copy)} (like ${sql.table(t.table)} including defaults including storage) partition by range (${sql.ref(t.column)})`.execute(trx)
+  await sql`alter table ${sql.table(copy)} add constraint ${sql.ref(`${copy}_pkey`)} ${primaryKey}`.execute(trx)
+  for (const p of partitions) {
+    const [from, to] = boundsOf(t, p)
+    await sql`create table ${sql.table(p.name)} partition of ${sql.table(copy)} for values from (${from}) to (${to})`.execute(trx)
+  }
+  await sql`create table ${sql.table(t.defaultPartition)} partition of ${sql.table(copy)} default`.execute(trx)
+  step(`created ${partitions.length} ${label} and ${t.defaultPartition}`)
+
+  const { numAffectedRows } = await sql`insert into ${sql.table(copy)} select * from ${sql.table(t.table)}`.execute(trx)
+  step(`copied ${String(numAffectedRows ?? 0)} rows${t === LOGS ? '' : ` of ${t.table}`}`)
+  const on = new RegExp(` ON (?:ONLY )?(?:public\\.)?${t.table} `)
+  for (const index of indexes) {
+    await sql.raw(index.definition
+      .replace(/^(CREATE (?:UNIQUE )?INDEX )(\S+)/, `$1${index.name}_partitioned`)
+      .replace(on, ` ON ${copy} `)).execute(trx)
+    step(`built ${index.name}`)
+  }
+
+  await beforeDrop?.()
+  await sql`drop table ${sql.table(t.table)}`.execute(trx)
+  await sql`alter table ${sql.table(copy)} rename to ${sql.table(t.table)}`.execute(trx)
+  await sql`alter table ${sql.table(t.table)} rename constraint ${sql.ref(`${copy}_pkey`)} to ${sql.ref(`${t.table}_pkey`)}`.execute(trx)
+  for (const index of indexes) {
+    await sql`alter index ${sql.table(`${index.name}_partitioned`)} rename to ${sql.table(index.name)}`.execute(trx)
+  }
 }
 
 /** The start of the period PERIODS_AHEAD past the one holding `now`: partitions reach up to it. */

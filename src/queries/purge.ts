@@ -4,7 +4,7 @@ import type { Database } from '../db/types.js'
 import { rollupWriteLock } from './rollups/fold.js'
 import { DAY, FIRST_UNIT, HOUR } from './rollups/model.js'
 import { deleteRowsStatement, deleteUnitStatement, dropPartitionStatement, foldedRowsIn, pruneEmptyRollups, purgeableWhole, rowsPerHour } from './rollups/purge.js'
-import { readLayout, type Partition } from './partitions.js'
+import { PARTITIONED_ROLLUP, readLayout, rollupPartitionName, type Partition } from './partitions.js'
 import { STAT_TABLES, vacuumStatTables } from './vacuum.js'
 
 // A history purge: batching and locking. What each batch deletes, and how it keeps the rollups
@@ -250,12 +250,19 @@ async function dropPurgedLeftovers (conn: Conn): Promise<void> {
   const { rows } = await sql<{ name: string }>`
     select relname as name from pg_class
      where relnamespace = current_schema()::regnamespace and relkind = 'r' and not relispartition
-       and starts_with(relname, ${PURGED_PREFIX + 'logs_p'})`.execute(conn)
+       and (starts_with(relname, ${PURGED_PREFIX + 'logs_p'}) or starts_with(relname, ${PURGED_PREFIX + rollupPartitionName('logs_p')}))`.execute(conn)
   for (const { name } of rows) await sql`drop table ${sql.table(name)}`.execute(conn)
 }
 
-/** Range partitions of logs wholly below `before`, oldest first (none on the plain layout), and whether each holds rows. */
-async function droppablePartitions (conn: Conn, before: number): Promise<Array<Partition & { rows: boolean }>> {
+interface Droppable extends Partition {
+  /** whether it holds any row */
+  rows: boolean
+  /** the rollup's partition of the same period, where it has one */
+  rollup: string | null
+}
+
+/** Range partitions of logs wholly below `before`, oldest first (none on the plain layout). */
+async function droppablePartitions (conn: Conn, before: number): Promise<Droppable[]> {
   const layout = await readLayout(conn)
   // The current period's partition and those made ahead stay, whatever the target: writes keep
   // landing in them (rows of theirs below the target go by batches).
@@ -266,7 +273,8 @@ async function droppablePartitions (conn: Conn, before: number): Promise<Array<P
   const { rows } = await sql<{ name: string, rows: boolean }>`${sql.join(droppable.map((p) =>
     sql`select ${p.name}::text as name, exists (select from ${sql.table(p.name)}) as rows`), sql` union all `)}`.execute(conn)
   const holding = new Set(rows.filter((r) => r.rows).map((r) => r.name))
-  return droppable.map((p) => ({ ...p, rows: holding.has(p.name) }))
+  const rollup = (p: Partition) => layout.rollupPartitions?.has(rollupPartitionName(p.name)) === true ? rollupPartitionName(p.name) : null
+  return droppable.map((p) => ({ ...p, rows: holding.has(p.name), rollup: rollup(p) }))
 }
 
 /**
@@ -276,11 +284,12 @@ async function droppablePartitions (conn: Conn, before: number): Promise<Array<P
  * dropped, or null when the detach could not get its lock in a few tries (long readers): the row
  * batches that follow delete those rows instead.
  */
-async function dropPartition (conn: Conn, drops: DropQueue, p: Partition): Promise<number | null> {
+async function dropPartition (conn: Conn, drops: DropQueue, p: Droppable): Promise<number | null> {
   for (let attempt = 1; attempt <= DETACH_ATTEMPTS; attempt++) {
     const n = await detachPartition(conn, p)
     if (n !== null) {
       drops.add(PURGED_PREFIX + p.name)
+      if (p.rollup !== null) drops.add(PURGED_PREFIX + p.rollup)
       return n
     }
     await new Promise((resolve) => setTimeout(resolve, 200 * attempt))
@@ -317,19 +326,22 @@ class DropQueue {
 
 /**
  * The transaction of dropPartition: the rollups' share, then DETACH, and the table renamed so that
- * one left by a crash before its DROP is known for what it is. Null when a lock was not had in time.
+ * one left by a crash before its DROP is known for what it is; the same for the rollup's partition
+ * of the period, whose rows are then not deleted one by one. Null when a lock was not had in time.
  */
-async function detachPartition (conn: Conn, p: Partition): Promise<number | null> {
+async function detachPartition (conn: Conn, p: Droppable): Promise<number | null> {
   await sql`select pg_advisory_lock(${rollupWriteLock})`.execute(conn)
   try {
     return await conn.transaction().setIsolationLevel('repeatable read').execute(async (trx) => {
       await sql`lock table ${sql.table(p.name)} in share mode`.execute(trx)
-      const { rows: [r] } = await dropPartitionStatement(p.from, p.to).execute(trx)
+      const { rows: [r] } = await dropPartitionStatement(p.from, p.to, p.rollup === null ? [] : [PARTITIONED_ROLLUP]).execute(trx)
       // DETACH … CONCURRENTLY would not block readers at all, but PostgreSQL refuses it while
       // logs has a default partition; a plain DETACH holds its lock for milliseconds.
       await sql`set local lock_timeout = ${sql.lit(DETACH_LOCK_TIMEOUT)}`.execute(trx)
-      await sql`alter table logs detach partition ${sql.table(p.name)}`.execute(trx)
-      await sql`alter table ${sql.table(p.name)} rename to ${sql.table(PURGED_PREFIX + p.name)}`.execute(trx)
+      for (const [parent, name] of p.rollup === null ? [['logs', p.name]] : [['logs', p.name], [PARTITIONED_ROLLUP, p.rollup]]) {
+        await sql`alter table ${sql.table(parent!)} detach partition ${sql.table(name!)}`.execute(trx)
+        await sql`alter table ${sql.table(name!)} rename to ${sql.table(PURGED_PREFIX + name!)}`.execute(trx)
+      }
       return Number(r?.n ?? 0)
     })
   } catch (err) {

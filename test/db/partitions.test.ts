@@ -14,8 +14,9 @@ import metricsPlugin from '../../src/plugins/metrics.js'
 import { PlannedPostgresDialect } from '../../src/db/driver.js'
 import { applyPartitioning, migrateToLatest } from '../../src/db/migrate.js'
 import { createDb, createPool } from '../../src/db/pool.js'
+import { foldStatDeltas } from '../../src/queries/rollups/fold.js'
 import type { Database } from '../../src/db/types.js'
-import { convertToPartitions, DEFAULT_PARTITION, ensurePartitions, partitionName, periodAhead, periodStart, readLayout } from '../../src/queries/partitions.js'
+import { convertToPartitions, DEFAULT_PARTITION, ensurePartitions, PARTITIONED_ROLLUP, partitionName, periodAhead, periodStart, readLayout, rollupPartitionName } from '../../src/queries/partitions.js'
 import { listAdminLogs, listUserLogs } from '../../src/queries/logs/page.js'
 import { statLogs } from '../../src/queries/logs/stat.js'
 import { createTestDatabase, createUser, insertLogs, testConfig } from '../helpers/app.js'
@@ -75,6 +76,20 @@ async function partitionOf (db: Kysely<Database>, id: number): Promise<string> {
   return row!.part
 }
 
+/** The partitions holding the per-user hourly rollup's rows of the hour holding `ts`. */
+async function rollupPartitionsOf (db: Kysely<Database>, ts: number): Promise<string[]> {
+  const { rows } = await sql<{ part: string }>`select distinct tableoid::regclass::text as part from ${sql.table(PARTITIONED_ROLLUP)}
+    where hour = ${Math.floor(ts / 3600)}`.execute(db)
+  return rows.map((r) => r.part)
+}
+
+/** The names of the partitions of a partitioned table, sorted. */
+async function partitionsOfTable (db: Kysely<Database>, table: string): Promise<string[]> {
+  const { rows } = await sql<{ name: string }>`select c.relname as name from pg_inherits i join pg_class c on c.oid = i.inhrelid
+    where i.inhparent = ${table}::regclass order by 1`.execute(db)
+  return rows.map((r) => r.name)
+}
+
 function dayRows (userId: number, days: number[], perDay: number) {
   return days.flatMap((d) => Array.from({ length: perDay }, (_, i) => ({
     user_id: userId, created_at: D0 + d * DAY + i * 3000, type: 1 + (i % 3), quota: 10 + i, prompt_tokens: i, completion_tokens: 2 * i
@@ -90,6 +105,7 @@ t.test('the conversion keeps every row, index, trigger and the id sequence', asy
     { user_id: user.id, created_at: 631_152_000, type: 2, quota: 7 }, // 1990: before any partition
     { user_id: user.id, created_at: 4_102_444_800, type: 2, quota: 9 } // 2100: past every partition
   ])
+  await foldStatDeltas(db)
   const rowsBefore = await rowsById(db)
   const indexesBefore = await indexNames(db)
   const triggersBefore = await triggerNames(db)
@@ -113,6 +129,10 @@ t.test('the conversion keeps every row, index, trigger and the id sequence', asy
   t.equal(await partitionOf(db, ids[0]!), partitionName('day', D0), 'a row in its day')
   t.equal(await partitionOf(db, ids[15]!), DEFAULT_PARTITION, 'a row of 1990 in the default partition')
   t.equal(await partitionOf(db, ids[16]!), DEFAULT_PARTITION, 'a row of 2100 in the default partition')
+  t.strictSame(await partitionsOfTable(db, PARTITIONED_ROLLUP), [...expected.map(rollupPartitionName), `${PARTITIONED_ROLLUP}_default`].sort(),
+    'the per-user hourly rollup has the same periods, and a default partition')
+  t.strictSame(await rollupPartitionsOf(db, D0 + 5), [rollupPartitionName(partitionName('day', D0))], 'a rollup row in its day')
+  t.strictSame(await rollupPartitionsOf(db, 631_152_000), [`${PARTITIONED_ROLLUP}_default`], 'the 1990 row\'s in the default')
 
   // Writes after the swap: the sequence goes on, the triggers feed the rollups.
   const [next] = await insertLogs(db, [{ user_id: user.id, created_at: D0 + DAY + 5, type: 2, quota: 1 }])
@@ -147,6 +167,7 @@ t.test('a new partition takes its rows out of the default partition', async (t) 
   // Days 20 and 21 have no partition yet: their rows wait in the default partition.
   const ids = await insertLogs(db, dayRows(user.id, [20, 21], 4))
   t.equal(await partitionOf(db, ids[0]!), DEFAULT_PARTITION)
+  await foldStatDeltas(db)
   const rowsBefore = await rowsById(db)
 
   const created = await ensurePartitions(db, 'day', D0 + 19 * DAY, D0 + 20 * DAY + 5)
@@ -155,7 +176,37 @@ t.test('a new partition takes its rows out of the default partition', async (t) 
   t.equal(await partitionOf(db, ids[0]!), partitionName('day', D0 + 20 * DAY), 'moved into its day')
   t.equal(await partitionOf(db, ids[4]!), DEFAULT_PARTITION, 'day 21 still waits')
   t.strictSame(await rowsById(db), rowsBefore, 'no row lost or doubled')
+  t.strictSame(await rollupPartitionsOf(db, D0 + 20 * DAY), [rollupPartitionName(partitionName('day', D0 + 20 * DAY))], 'its rollup rows moved too')
+  t.strictSame(await rollupPartitionsOf(db, D0 + 21 * DAY), [`${PARTITIONED_ROLLUP}_default`], 'day 21\'s still wait')
   await assertRollupsExact(t, db, 'after the move')
+})
+
+t.test('logs partitioned before the rollup was: the rollup takes its periods, and the purge drops both', async (t) => {
+  const { url, db } = await plainDatabase(t)
+  const user = await createUser(db)
+  await insertLogs(db, dayRows(user.id, [0, 1, 2], 4))
+  await foldStatDeltas(db)
+  await convertToPartitions(db, 'day', { now: D0 + 6 * DAY })
+  // The layout an earlier version made: logs partitioned, the rollup one table.
+  await sql`create table whole_rollup (like ${sql.table(PARTITIONED_ROLLUP)} including all)`.execute(db)
+  await sql`insert into whole_rollup select * from ${sql.table(PARTITIONED_ROLLUP)}`.execute(db)
+  await sql`drop table ${sql.table(PARTITIONED_ROLLUP)}`.execute(db)
+  await sql`alter table whole_rollup rename to ${sql.table(PARTITIONED_ROLLUP)}`.execute(db)
+  t.equal((await readLayout(db)).rollupPartitions, null, 'the rollup is one table')
+  await assertRollupsExact(t, db, 'before')
+
+  t.equal(await applyPartitioning(db, 'day'), true, 'LOG_PARTITIONS converts the rollup')
+  t.equal(await applyPartitioning(db, 'day'), false, 'once')
+  const names = (await readLayout(db)).partitions.map((p) => p.name)
+  t.strictSame(await partitionsOfTable(db, PARTITIONED_ROLLUP), [...names.map(rollupPartitionName), `${PARTITIONED_ROLLUP}_default`].sort())
+  await assertRollupsExact(t, db, 'after the rollup\'s conversion')
+
+  const app = await appOn(t, url)
+  const admin = await createUser(app.db, { role: 10 })
+  const res = await app.inject({ method: 'DELETE', url: `/api/log/?target_timestamp=${D0 + 2 * DAY}`, headers: admin.headers })
+  t.match(res.json(), { success: true, data: 8 })
+  t.strictSame(await tablesLike(db, `${PARTITIONED_ROLLUP}_p%`), names.slice(2).map(rollupPartitionName), 'the rollup\'s days 0 and 1 went with theirs')
+  await assertRollupsExact(t, db, 'after the purge')
 })
 
 t.test('the maintenance job creates partitions ahead on a partitioned table', async (t) => {
@@ -213,6 +264,7 @@ t.test('a purge drops whole partitions, deletes the rest row by row, and keeps t
   t.equal(Number(left!.total), 100 + 1 - expectedGone, 'everything at or after it kept')
   t.strictSame(await tablesLike(db, 'logs_p%'), names.filter((n) => n.startsWith('logs_p')), 'the dropped partitions\' tables are gone, not only detached')
   t.strictSame(await tablesLike(db, 'purged_%'), [], 'no detached partition is left waiting for its DROP')
+  t.strictSame(await tablesLike(db, `${PARTITIONED_ROLLUP}_p%`), names.map(rollupPartitionName), 'the rollup\'s partitions of those days are dropped with them')
   await assertRollupsExact(t, db, 'after the purge')
   const stat = await app.inject({ url: `/api/log/stat?start_timestamp=${D0}&end_timestamp=${D0 + 5 * DAY}`, headers: admin.headers })
   const { rows: [sum] } = await sql<{ q: string }>`select coalesce(sum(quota), 0) as q from logs where type = 2`.execute(db)
@@ -275,7 +327,8 @@ t.test('a DROP that fails after the detach fails the purge, keeps its rows gone,
   t.notMatch(failed.body, /drop refused|purged_/, 'with no SQL detail in it')
   const { rows: [left] } = await sql<{ n: string }>`select count(*) as n from logs where created_at < ${D0 + DAY}`.execute(db)
   t.equal(Number(left!.n), 0, 'the detached day\'s rows are out of logs')
-  t.strictSame(await tablesLike(db, 'purged_%'), [`purged_${partitionName('day', D0)}`], 'its table waits for a DROP')
+  t.strictSame(await tablesLike(db, 'purged_%'), [`purged_${partitionName('day', D0)}`, `purged_${rollupPartitionName(partitionName('day', D0))}`],
+    'its table, and its rollup\'s, wait for a DROP')
   await assertRollupsExact(t, db, 'after the failed DROP')
 
   await sql`drop event trigger refuse_purged_drop`.execute(db)

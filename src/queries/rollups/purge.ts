@@ -59,18 +59,23 @@ export function deleteUnitStatement (start: number, end: number): RawBuilder<{ n
  * unit, which the statement reads before it deletes them (its parts share one snapshot). A
  * count(*) scanned the whole partition, a day's heap, for a number the rollups already held.
  */
-export function dropPartitionStatement (start: number, end: number): RawBuilder<{ n: string }> {
+export function dropPartitionStatement (start: number, end: number, detached: readonly string[] = []): RawBuilder<{ n: string }> {
   return unitStatement(start, end, sql`counted as (select ${siteRowsIn(start, end)}
       + (select coalesce(sum(n), 0) from ${sql.table(DELTA_TABLE)} where minute >= ${start / DELTA_SECONDS} and minute < ${end / DELTA_SECONDS}) as n)`,
-  sql`select n from counted`)
+  sql`select n from counted`, detached)
 }
 
-function unitStatement (start: number, end: number, rows: RawBuilder<unknown>, count: RawBuilder<unknown>): RawBuilder<{ n: string }> {
+/** `detached`: rollups whose rows of the unit are a partition the caller detaches in the same transaction. */
+function unitStatement (start: number, end: number, rows: RawBuilder<unknown>, count: RawBuilder<unknown>, detached: readonly string[] = []): RawBuilder<{ n: string }> {
   const [m0, m1] = [start / DELTA_SECONDS, end / DELTA_SECONDS]
+  // A detached rollup's rows cannot be read back: no coarser grain may need them.
+  if (ROLLUPS.some((c) => c.seconds > end - start && detached.includes(wholeGrain(c, end - start)?.table ?? ''))) {
+    throw new Error(`a rollup coarser than [${start}, ${end}) is adjusted from one of ${detached.join(', ')}`)
+  }
   return sql<{ n: string }>`
     with ${rows}, deltas as (
       delete from ${sql.table(DELTA_TABLE)} where minute >= ${m0} and minute < ${m1}
-    ), ${sql.join(ROLLUPS.map((r) => rollupPart(r, start, end)))}
+    ), ${sql.join(ROLLUPS.filter((r) => !detached.includes(r.table)).map((r) => rollupPart(r, start, end)))}
     ${count}`
 }
 
