@@ -6,9 +6,15 @@ import { DELTA_TABLE, ROLLUPS } from './rollups/model.js'
 /** Every table of stat sums: the rollups and the deltas. */
 export const STAT_TABLES = [...ROLLUPS.map((r) => r.table), DELTA_TABLE]
 
-/** VACUUM (outside any transaction) of the stat tables named; skips a table someone else holds. */
+/**
+ * VACUUM (outside any transaction) of the stat tables named; skips a table someone else holds.
+ * No parallel workers: a manual VACUUM starts one for the index cleanup of every table (or
+ * partition) with two big enough indexes, even when it has nothing to clean, and the partitioned
+ * per-user rollup has a partition a period. At 10M rows that was 50–60 ms a clean day, 1.3 s of a
+ * 1.5 s vacuum after a purge (bench/RESULTS.md, run S).
+ */
 export async function vacuumStatTables (db: Kysely<Database>, tables: readonly string[]): Promise<void> {
-  await sql`vacuum (skip_locked) ${sql.join(tables.map((t) => sql.table(t)))}`.execute(db)
+  await sql`vacuum (skip_locked, parallel 0) ${sql.join(tables.map((t) => sql.table(t)))}`.execute(db)
 }
 
 /** A VACUUM of `logs` under way, and how to stop it. */
