@@ -15,6 +15,7 @@ import { PlannedPostgresDialect } from '../../src/db/driver.js'
 import { applyPartitioning, migrateToLatest } from '../../src/db/migrate.js'
 import { createDb, createPool } from '../../src/db/pool.js'
 import { foldStatDeltas } from '../../src/queries/rollups/fold.js'
+import { purgeLogsBefore } from '../../src/queries/purge.js'
 import type { Database } from '../../src/db/types.js'
 import { convertToPartitions, DEFAULT_PARTITION, ensurePartitions, PARTITIONED_ROLLUP, partitionName, periodAhead, periodStart, readLayout, rollupPartitionName } from '../../src/queries/partitions.js'
 import { listAdminLogs, listUserLogs } from '../../src/queries/logs/page.js'
@@ -181,7 +182,7 @@ t.test('a new partition takes its rows out of the default partition', async (t) 
   await assertRollupsExact(t, db, 'after the move')
 })
 
-t.test('logs partitioned before the rollup was: the rollup takes its periods, and the purge drops both', async (t) => {
+t.test('logs partitioned before the rollup was: the purge deletes its rows, then the rollup takes the periods and goes with them', async (t) => {
   const { url, db } = await plainDatabase(t)
   const user = await createUser(db)
   await insertLogs(db, dayRows(user.id, [0, 1, 2], 4))
@@ -193,7 +194,9 @@ t.test('logs partitioned before the rollup was: the rollup takes its periods, an
   await sql`drop table ${sql.table(PARTITIONED_ROLLUP)}`.execute(db)
   await sql`alter table whole_rollup rename to ${sql.table(PARTITIONED_ROLLUP)}`.execute(db)
   t.equal((await readLayout(db)).rollupPartitions, null, 'the rollup is one table')
-  await assertRollupsExact(t, db, 'before')
+  t.equal(await purgeLogsBefore(db, { before: D0 + DAY, batchSize: 100, unitMaxRows: 500_000 }), 4, 'day 0 purged')
+  t.notOk((await readLayout(db)).partitions.some((p) => p.name === partitionName('day', D0)), 'its partition dropped')
+  await assertRollupsExact(t, db, 'after a purge with the rollup whole')
 
   t.equal(await applyPartitioning(db, 'day'), true, 'LOG_PARTITIONS converts the rollup')
   t.equal(await applyPartitioning(db, 'day'), false, 'once')
@@ -201,11 +204,18 @@ t.test('logs partitioned before the rollup was: the rollup takes its periods, an
   t.strictSame(await partitionsOfTable(db, PARTITIONED_ROLLUP), [...names.map(rollupPartitionName), `${PARTITIONED_ROLLUP}_default`].sort())
   await assertRollupsExact(t, db, 'after the rollup\'s conversion')
 
+  // A period whose rollup partition is missing (made by an instance still on the earlier version) gets it.
+  const day6 = rollupPartitionName(partitionName('day', D0 + 6 * DAY))
+  await sql`alter table ${sql.table(PARTITIONED_ROLLUP)} detach partition ${sql.table(day6)}`.execute(db)
+  await sql`drop table ${sql.table(day6)}`.execute(db)
+  t.strictSame(await ensurePartitions(db, 'day', D0 + 6 * DAY, D0 + 6 * DAY), [], 'no logs partition is new')
+  t.ok((await partitionsOfTable(db, PARTITIONED_ROLLUP)).includes(day6), 'the rollup\'s is made again')
+
   const app = await appOn(t, url)
   const admin = await createUser(app.db, { role: 10 })
   const res = await app.inject({ method: 'DELETE', url: `/api/log/?target_timestamp=${D0 + 2 * DAY}`, headers: admin.headers })
-  t.match(res.json(), { success: true, data: 8 })
-  t.strictSame(await tablesLike(db, `${PARTITIONED_ROLLUP}_p%`), names.slice(2).map(rollupPartitionName), 'the rollup\'s days 0 and 1 went with theirs')
+  t.match(res.json(), { success: true, data: 4 })
+  t.strictSame(await tablesLike(db, `${PARTITIONED_ROLLUP}_p%`), names.slice(1).map(rollupPartitionName), 'the rollup\'s day 1 went with its own')
   await assertRollupsExact(t, db, 'after the purge')
 })
 
