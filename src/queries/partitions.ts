@@ -168,11 +168,12 @@ interface TimeTable {
 const LOGS: TimeTable = { table: 'logs', column: 'created_at', seconds: 1, defaultPartition: DEFAULT_PARTITION }
 const ROLLUP: TimeTable = { table: PARTITIONED_ROLLUP, column: 'hour', seconds: HOUR, defaultPartition: ROLLUP_DEFAULT }
 
+type Literal = ReturnType<typeof sql.lit>
+
 /** A period [from, to) of unix seconds as the table's column bounds. */
-function boundsOf (t: TimeTable, p: Partition): [RawBuilderLit, RawBuilderLit] {
+function boundsOf (t: TimeTable, p: Partition): [Literal, Literal] {
   return [sql.lit(p.from / t.seconds), sql.lit(p.to / t.seconds)]
 }
-type RawBuilderLit = ReturnType<typeof sql.lit>
 
 /**
  * A new partition: created as a table of its own and attached, which locks the parent only
@@ -188,8 +189,8 @@ async function attachNew (trx: Transaction<Database>, t: TimeTable, p: Partition
   const bound = sql.raw(`${p.name}_bound`)
   await sql`alter table ${table} add constraint ${bound} check (${column} >= ${from} and ${column} < ${to})`.execute(trx)
   if (await hasDefault(trx, t)) {
-    // Direct statements on partitions fire no trigger of logs: the rows stay in logs, and the
-    // rollups already count them.
+    // Direct statements on partitions fire no trigger of logs: the rows stay in their table, and
+    // the rollups already count them.
     const range = sql`${column} >= ${from} and ${column} < ${to}`
     await sql`insert into ${table} select * from ${sql.table(t.defaultPartition)} where ${range}`.execute(trx)
     await sql`delete from ${sql.table(t.defaultPartition)} where ${range}`.execute(trx)
@@ -225,6 +226,7 @@ export async function convertToPartitions (db: Kysely<Database>, grain: Partitio
     if (before.partitioned && before.rollupPartitions !== null) return false
     const step = opts.onStep ?? (() => {})
     if (!before.partitioned) await convertLogs(trx, grain, opts.now, step)
+    if (before.rollupPartitions !== null) return true
     // The rollup takes the periods logs has, whoever made them.
     const { partitions } = await readLayout(trx)
     const { rows: [pk] } = await sql<{ def: string }>`select pg_get_constraintdef(oid) as def from pg_constraint
