@@ -238,6 +238,8 @@ export async function convertToPartitions (db: Kysely<Database>, grain: Partitio
 }
 
 async function convertLogs (trx: Transaction<Database>, grain: PartitionGrain, now: number, step: (s: string) => void): Promise<void> {
+  // Before the periods are read: a row written after would have no partition made for it.
+  await sql`lock table logs in exclusive mode`.execute(trx)
   const { rows: triggers } = await sql<{ definition: string }>`
     select pg_get_triggerdef(oid) as definition from pg_trigger
      where tgrelid = 'logs'::regclass and not tgisinternal order by oid`.execute(trx)
