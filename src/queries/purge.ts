@@ -261,6 +261,11 @@ interface Droppable extends Partition {
   rollup: string | null
 }
 
+/** The tables a droppable partition's transaction detaches: its own, and the rollup's of its period. */
+function detachedBy (p: Droppable): Array<{ parent: string, name: string }> {
+  return [{ parent: 'logs', name: p.name }, ...(p.rollup === null ? [] : [{ parent: PARTITIONED_ROLLUP, name: p.rollup }])]
+}
+
 /** Range partitions of logs wholly below `before`, oldest first (none on the plain layout). */
 async function droppablePartitions (conn: Conn, before: number): Promise<Droppable[]> {
   const layout = await readLayout(conn)
@@ -273,8 +278,10 @@ async function droppablePartitions (conn: Conn, before: number): Promise<Droppab
   const { rows } = await sql<{ name: string, rows: boolean }>`${sql.join(droppable.map((p) =>
     sql`select ${p.name}::text as name, exists (select from ${sql.table(p.name)}) as rows`), sql` union all `)}`.execute(conn)
   const holding = new Set(rows.filter((r) => r.rows).map((r) => r.name))
-  const rollup = (p: Partition) => layout.rollupPartitions?.has(rollupPartitionName(p.name)) === true ? rollupPartitionName(p.name) : null
-  return droppable.map((p) => ({ ...p, rows: holding.has(p.name), rollup: rollup(p) }))
+  return droppable.map((p) => {
+    const rollup = rollupPartitionName(p.name)
+    return { ...p, rows: holding.has(p.name), rollup: layout.rollupPartitions?.has(rollup) === true ? rollup : null }
+  })
 }
 
 /**
@@ -288,8 +295,7 @@ async function dropPartition (conn: Conn, drops: DropQueue, p: Droppable): Promi
   for (let attempt = 1; attempt <= DETACH_ATTEMPTS; attempt++) {
     const n = await detachPartition(conn, p)
     if (n !== null) {
-      drops.add(PURGED_PREFIX + p.name)
-      if (p.rollup !== null) drops.add(PURGED_PREFIX + p.rollup)
+      for (const { name } of detachedBy(p)) drops.add(PURGED_PREFIX + name)
       return n
     }
     await new Promise((resolve) => setTimeout(resolve, 200 * attempt))
@@ -338,9 +344,9 @@ async function detachPartition (conn: Conn, p: Droppable): Promise<number | null
       // DETACH … CONCURRENTLY would not block readers at all, but PostgreSQL refuses it while
       // logs has a default partition; a plain DETACH holds its lock for milliseconds.
       await sql`set local lock_timeout = ${sql.lit(DETACH_LOCK_TIMEOUT)}`.execute(trx)
-      for (const [parent, name] of p.rollup === null ? [['logs', p.name]] : [['logs', p.name], [PARTITIONED_ROLLUP, p.rollup]]) {
-        await sql`alter table ${sql.table(parent!)} detach partition ${sql.table(name!)}`.execute(trx)
-        await sql`alter table ${sql.table(name!)} rename to ${sql.table(PURGED_PREFIX + name!)}`.execute(trx)
+      for (const { parent, name } of detachedBy(p)) {
+        await sql`alter table ${sql.table(parent)} detach partition ${sql.table(name)}`.execute(trx)
+        await sql`alter table ${sql.table(name)} rename to ${sql.table(PURGED_PREFIX + name)}`.execute(trx)
       }
       return Number(r?.n ?? 0)
     })
