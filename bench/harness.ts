@@ -26,6 +26,9 @@ export type Logger = (line: string) => void
 
 const round2 = (n: number) => Math.round(n * 100) / 100
 
+/** The purge's readers' req/s when self_list was not measured in the run and none was given. */
+const DEFAULT_READERS_RATE = 100
+
 const defaultLog: Logger = (line) => { process.stderr.write(line + '\n') }
 
 function packageVersion (name: string): string | null {
@@ -178,8 +181,8 @@ async function purgeUnderReaders (client: pg.ClientBase, o: BenchOptions, params
     return null
   }
   const selfList = results.find((r) => r.name === 'self_list')?.stats
-  const rate = o.purgeReadersRate ?? (selfList !== undefined && selfList !== null ? Math.max(1, Math.round(selfList.reqPerSec / 2)) : undefined)
-  log(`[bench] purge: deleting the oldest 30 % through DELETE /api/log/ while self_list readers run (${rate === undefined ? 'unpaced' : `${rate} req/s`})…`)
+  const rate = o.purgeReadersRate ?? (selfList !== undefined && selfList !== null ? Math.max(1, Math.round(selfList.reqPerSec / 2)) : DEFAULT_READERS_RATE)
+  log(`[bench] purge: deleting the oldest 30 % through DELETE /api/log/ while self_list readers run (${rate} req/s, evenly paced)…`)
   const purge = await runPurgePhase({
     client,
     serviceUrl: service.url,

@@ -47,7 +47,8 @@ next to two baselines, then times a purge of 30 % of the table. Needs a migrated
   --only A,B              only these: ${SELECTABLE.join(', ')}
   --skip-purge            leave the table as it is
   --rows N                require at least N rows (1M, 10M and 200k are understood)
-  --purge-readers-rate R  readers' req/s during the purge phase (default: half of self_list's req/s)
+  --purge-readers-rate R  readers' req/s around the purge, evenly paced (default: half of self_list's
+                          req/s, or 100 when self_list is not run)
   --no-vacuum             do not VACUUM (ANALYZE) the database before measuring
   --help`
 

@@ -1,9 +1,11 @@
 // A history purge of the oldest 30 % of the table through DELETE /api/log/, timed while readers
 // keep reading; their p99 before the purge is the yardstick for their p99 during it.
 import http from 'node:http'
+import { performance } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type pg from 'pg'
 import type { BenchRequest } from './endpoints.js'
-import { runLoad, startLoad } from './load.js'
+import { startPaced, windowStats } from './paced.js'
 import type { PurgeResult } from './summary.js'
 
 export const PURGE_FRACTION = 0.3
@@ -51,23 +53,26 @@ export interface PurgePhaseOptions {
   rows: number
   readers: () => BenchRequest
   connections: number
-  /** readers' total req/s; undefined = as fast as the service answers */
-  readersRate?: number
+  /** readers' total req/s, evenly paced */
+  readersRate: number
   /** how long the readers run before the purge */
   beforeSeconds: number
 }
 
 export async function runPurgePhase (o: PurgePhaseOptions): Promise<PurgeResult> {
   const { target, expected } = await purgeTarget(o.client, o.rows)
-  const load = { url: o.serviceUrl, connections: o.connections, next: o.readers, rate: o.readersRate }
-  const before = await runLoad({ ...load, duration: o.beforeSeconds })
-
-  // Readers run for as long as the purge does; stopped when it answers.
-  const during = startLoad({ ...load, duration: 24 * 3600 })
-  const started = process.hrtime.bigint()
-  const { status, deleted, error } = await sendPurge(o.serviceUrl, target, o.adminHeaders).finally(() => { during.stop() })
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9
-  const duringStats = await during.result
+  // One paced load throughout, split by when each request was due: its first second (connections
+  // opening) counts in neither window, the `beforeSeconds` before the purge are the yardstick, and
+  // what fell due from the purge's request to its answer is "during".
+  const readers = startPaced({ url: o.serviceUrl, connections: o.connections, next: o.readers, rate: o.readersRate })
+  await sleep(1000 + o.beforeSeconds * 1000)
+  const startedMs = performance.now()
+  const { status, deleted, error } = await sendPurge(o.serviceUrl, target, o.adminHeaders)
+  const endedMs = performance.now()
+  const samples = await readers.stop()
+  const before = windowStats(samples, startedMs - o.beforeSeconds * 1000, startedMs)
+  const duringStats = windowStats(samples, startedMs, endedMs)
+  const seconds = (endedMs - startedMs) / 1000
 
   return {
     target_timestamp: target,
@@ -76,7 +81,7 @@ export async function runPurgePhase (o: PurgePhaseOptions): Promise<PurgeResult>
     status,
     seconds: Math.round(seconds * 1000) / 1000,
     rows_per_sec: seconds > 0 ? Math.round(deleted / seconds) : 0,
-    readers_rate: o.readersRate ?? null,
+    readers_rate: o.readersRate,
     readers_before: before,
     readers_during: duringStats,
     p99_ratio: before.p99Ms > 0 && duringStats.requests > 0 ? Math.round(duringStats.p99Ms / before.p99Ms * 100) / 100 : null,

@@ -4,7 +4,7 @@ import type { Database } from '../db/types.js'
 import { rollupWriteLock } from './rollups/fold.js'
 import { DAY, FIRST_UNIT, HOUR } from './rollups/model.js'
 import { deleteRowsStatement, deleteUnitStatement, dropPartitionStatement, foldedRowsIn, pruneEmptyRollups, purgeableWhole, rowsPerHour } from './rollups/purge.js'
-import { PARTITIONED_ROLLUP, readLayout, rollupPartitionName, type Partition } from './partitions.js'
+import { PARTITIONED_ROLLUP, readLayout, rollupPartitionName, type LogsLayout, type Partition } from './partitions.js'
 import { STAT_TABLES, vacuumStatTables } from './vacuum.js'
 
 // A history purge: batching and locking. What each batch deletes, and how it keeps the rollups
@@ -24,6 +24,9 @@ const UNIT_RETRIES = 5
  */
 const DETACH_LOCK_TIMEOUT = '500ms'
 const DETACH_ATTEMPTS = 3
+
+/** How many DROPs of detached partitions run at once, each on a connection of its own. */
+const DROP_LANES = 2
 
 /** What a partition is renamed to in the transaction that detaches it, until it is dropped. */
 export const PURGED_PREFIX = 'purged_'
@@ -105,6 +108,7 @@ export async function purgeLogsBefore (db: Kysely<Database>, opts: PurgeOptions)
 }
 
 async function runBatches (conn: Conn, drops: DropQueue, opts: PurgeOptions): Promise<number> {
+  const layout = await readLayout(conn)
   let total = 0
   let stopped = false
   // Row batches skip a row that was updated while they ran (its ctid moved on), and they and
@@ -121,9 +125,11 @@ async function runBatches (conn: Conn, drops: DropQueue, opts: PurgeOptions): Pr
       if (batch === null) return
       if (batch.unit !== DAY) zerosFrom = Math.min(zerosFrom ?? batch.first, batch.first)
       if (batch.unit === null) rowsFrom = Math.min(rowsFrom ?? batch.first, batch.first)
+      const start = batch.unit === null ? batch.first : batch.end - batch.unit
+      const table = holderOf(layout.partitions, start, batch.end)
       const deleted = batch.unit === null
-        ? await deleteRows(conn, batch.first, batch.end, opts.batchSize)
-        : await deleteUnit(conn, batch.end - batch.unit, batch.end)
+        ? await deleteRows(conn, table, batch.first, batch.end, opts.batchSize)
+        : await deleteUnit(conn, table, start, batch.end)
       from = deleted.last ?? (batch.unit === null ? batch.first : batch.end)
       if (deleted.n === 0) continue
       total += deleted.n
@@ -134,7 +140,7 @@ async function runBatches (conn: Conn, drops: DropQueue, opts: PurgeOptions): Pr
   // the rollups and a DROP, whatever its size. Empty ones are only tidying: they wait until the
   // rows are gone, so that a lock on logs that holds off their detach delays no deletion.
   await dropPurgedLeftovers(conn)
-  const droppable = await droppablePartitions(conn, opts.before)
+  const droppable = await droppablePartitions(conn, layout, opts.before)
   for (const partition of droppable.filter((p) => p.rows)) {
     if (opts.signal?.aborted === true) {
       stopped = true
@@ -194,6 +200,19 @@ async function nextBatch (conn: Conn, from: number | null, opts: PurgeOptions): 
 }
 
 /**
+ * The table a batch over [start, end) deletes from: the range partition of logs holding all of it,
+ * else logs. Named directly, a partition spares the statement logs' own statement-level trigger,
+ * whose transition table (every deleted row, written to a temporary file) this session does not
+ * use: a third of the boundary day's statement at 10M rows (bench/RESULTS.md, run T). Never the
+ * default partition: upkeep moves rows out of it into a new period's partition while a purge runs,
+ * and the rollups' share of the batch is taken whatever table its rows are in. The range
+ * partitions stay as they were read: only a purge detaches them, and one purge runs at a time.
+ */
+function holderOf (partitions: readonly Partition[], start: number, end: number): string {
+  return partitions.find((p) => p.from <= start && end <= p.to)?.name ?? 'logs'
+}
+
+/**
  * The end of the longest run of whole hours from `start` (an hour) up to `limit` whose folded rows
  * number at most `maxRows`: `start` itself when not even one hour fits. Within one day, where every
  * rollup can take any run of hours whole (the daily one by subtracting the per-user hours').
@@ -211,10 +230,10 @@ async function wholeHoursEnd (conn: Conn, start: number, limit: number, maxRows:
   return end
 }
 
-async function deleteRows (conn: Conn, first: number, end: number, batchSize: number): Promise<Deleted> {
+async function deleteRows (conn: Conn, table: string, first: number, end: number, batchSize: number): Promise<Deleted> {
   const r = await conn.transaction().execute(async (trx) => {
     await sql`select pg_advisory_xact_lock(${rollupWriteLock})`.execute(trx)
-    const { rows: [r] } = await deleteRowsStatement(first, end, batchSize).execute(trx)
+    const { rows: [r] } = await deleteRowsStatement(first, end, batchSize, table).execute(trx)
     return r
   })
   return { n: Number(r?.n ?? 0), last: r?.last == null ? null : Number(r.last) }
@@ -224,14 +243,14 @@ async function deleteRows (conn: Conn, first: number, end: number, batchSize: nu
  * The unit's statement in a repeatable-read transaction, so all of it is one snapshot: a row
  * written after the snapshot stays together with its delta.
  */
-async function deleteUnit (conn: Conn, start: number, end: number): Promise<Deleted> {
+async function deleteUnit (conn: Conn, table: string, start: number, end: number): Promise<Deleted> {
   // The fold writes the same rows: its lock is taken before the snapshot, at the session level,
   // so that the snapshot sees everything the fold committed.
   for (let attempt = 1; ; attempt++) {
     await sql`select pg_advisory_lock(${rollupWriteLock})`.execute(conn)
     try {
       const { rows: [r] } = await conn.transaction().setIsolationLevel('repeatable read')
-        .execute(async (trx: Transaction<Database>) => await deleteUnitStatement(start, end).execute(trx))
+        .execute(async (trx: Transaction<Database>) => await deleteUnitStatement(start, end, table).execute(trx))
       return { n: Number(r?.n ?? 0), last: null }
     } catch (err) {
       // A row of the unit updated or deleted by someone else since the snapshot: try again.
@@ -267,8 +286,7 @@ function detachedBy (p: Droppable): Array<{ parent: string, name: string }> {
 }
 
 /** Range partitions of logs wholly below `before`, oldest first (none on the plain layout). */
-async function droppablePartitions (conn: Conn, before: number): Promise<Droppable[]> {
-  const layout = await readLayout(conn)
+async function droppablePartitions (conn: Conn, layout: LogsLayout, before: number): Promise<Droppable[]> {
   // The current period's partition and those made ahead stay, whatever the target: writes keep
   // landing in them (rows of theirs below the target go by batches).
   const until = Math.min(before, Math.floor(Date.now() / 1000))
@@ -295,7 +313,7 @@ async function dropPartition (conn: Conn, drops: DropQueue, p: Droppable): Promi
   for (let attempt = 1; attempt <= DETACH_ATTEMPTS; attempt++) {
     const n = await detachPartition(conn, p)
     if (n !== null) {
-      for (const { name } of detachedBy(p)) drops.add(PURGED_PREFIX + name)
+      drops.add(detachedBy(p).map(({ name }) => PURGED_PREFIX + name))
       return n
     }
     await new Promise((resolve) => setTimeout(resolve, 200 * attempt))
@@ -304,28 +322,36 @@ async function dropPartition (conn: Conn, drops: DropQueue, p: Droppable): Promi
 }
 
 /**
- * The DROPs of detached partitions, one after another on a connection of their own while the purge
- * goes on with the next partition. Not in the detach's transaction: PostgreSQL unlinks a dropped
- * table's files at commit, before it lets go of the transaction's locks, so a DROP there held every
- * reader and writer of logs for 180–500 ms a partition at 10M rows, where the detach alone holds
- * them for milliseconds (bench/RESULTS.md, run R). Detached, the table is nobody's: dropping it
- * locks only itself, and the unlinks, about 200 ms a day's partition, overlap the purge's own work.
+ * The DROPs of detached partitions, on connections of their own while the purge goes on with the
+ * next partition. Not in the detach's transaction: PostgreSQL unlinks a dropped table's files at
+ * commit, before it lets go of the transaction's locks, so a DROP there held every reader and
+ * writer of logs for 180–500 ms a partition at 10M rows, where the detach alone holds them for
+ * milliseconds (bench/RESULTS.md, run R). Detached, the table is nobody's: dropping it locks only
+ * itself. Two at a time: one after another, the DROPs (70–90 ms a day's partition, mostly the
+ * kernel freeing its files) outlasted the rest of the purge (run T).
  */
 class DropQueue {
-  #chain: Promise<void> = Promise.resolve()
+  readonly #lanes: Array<Promise<void>> = Array.from({ length: DROP_LANES }, async () => {})
+  #added = 0
   #error: unknown = undefined
 
   constructor (private readonly db: Kysely<Database>) {}
 
-  add (table: string): void {
-    this.#chain = this.#chain
-      .then(async () => { if (this.#error === undefined) await sql`drop table ${sql.table(table)}`.execute(this.db) })
+  /** One detached partition's tables (logs' and the rollup's), dropped in turn on one connection. */
+  add (tables: readonly string[]): void {
+    const lane = this.#added++ % DROP_LANES
+    this.#lanes[lane] = this.#lanes[lane]!
+      .then(async () => {
+        for (const table of tables) {
+          if (this.#error === undefined) await sql`drop table ${sql.table(table)}`.execute(this.db)
+        }
+      })
       .catch((err: unknown) => { this.#error ??= err })
   }
 
   /** Waits for every DROP; throws the first that failed (the table stays for the next purge to drop). */
   async finish (): Promise<void> {
-    await this.#chain
+    await Promise.all(this.#lanes)
     if (this.#error !== undefined) throw this.#error
   }
 }

@@ -42,27 +42,34 @@ function rollupPart (r: Rollup, start: number, end: number): RawBuilder<unknown>
 }
 
 /**
- * Every row of the unit [start, end), and the unit's rows in every rollup and in the pending
- * deltas, in one statement: run in a repeatable-read transaction, all of it is one snapshot, in
- * which a unit's rollup rows plus its deltas equalled its rows.
+ * Every row of the unit [start, end) in `table` (logs, or the one partition of logs holding the
+ * unit), and the unit's rows in every rollup and in the pending deltas, in one statement: run in a
+ * repeatable-read transaction, all of it is one snapshot, in which a unit's rollup rows plus its
+ * deltas equalled its rows, which is how many it reports deleted (the DELETE returns none: a
+ * RETURNING list of a day's rows was written to a temporary file to be counted).
  */
-export function deleteUnitStatement (start: number, end: number): RawBuilder<{ n: string }> {
+export function deleteUnitStatement (start: number, end: number, table = 'logs'): RawBuilder<{ n: string }> {
   return unitStatement(start, end,
-    sql`gone as (delete from logs where created_at >= ${start} and created_at < ${end} returning 1)`,
-    sql`select count(*) as n from gone`)
+    sql`gone as (delete from ${sql.table(table)} where created_at >= ${start} and created_at < ${end}), ${countedRows(start, end)}`,
+    sql`select n from counted`)
 }
 
 /**
  * The same for a partition holding exactly the unit [start, end), which is then detached in the
  * same transaction (which keeps writers out of it from before the snapshot). Its rows are not
- * read: in that snapshot they number what the site's rollup and the pending deltas count for the
- * unit, which the statement reads before it deletes them (its parts share one snapshot). A
- * count(*) scanned the whole partition, a day's heap, for a number the rollups already held.
+ * read: a count(*) scanned the whole partition, a day's heap, for a number the rollups already held.
  */
 export function dropPartitionStatement (start: number, end: number, detached: readonly string[] = []): RawBuilder<{ n: string }> {
-  return unitStatement(start, end, sql`counted as (select ${siteRowsIn(start, end)}
-      + (select coalesce(sum(n), 0) from ${sql.table(DELTA_TABLE)} where minute >= ${start / DELTA_SECONDS} and minute < ${end / DELTA_SECONDS}) as n)`,
-  sql`select n from counted`, detached)
+  return unitStatement(start, end, countedRows(start, end), sql`select n from counted`, detached)
+}
+
+/**
+ * The rows of [start, end) in the statement's snapshot, as the site's rollup and the pending deltas
+ * count them; read before the statement's parts delete them (they all share one snapshot).
+ */
+function countedRows (start: number, end: number): RawBuilder<unknown> {
+  return sql`counted as (select ${siteRowsIn(start, end)}
+      + (select coalesce(sum(n), 0) from ${sql.table(DELTA_TABLE)} where minute >= ${start / DELTA_SECONDS} and minute < ${end / DELTA_SECONDS}) as n)`
 }
 
 /** `detached`: rollups whose rows of the unit are a partition the caller detaches in the same transaction. */
@@ -80,19 +87,20 @@ function unitStatement (start: number, end: number, rows: RawBuilder<unknown>, c
 }
 
 /**
- * Up to `batchSize` rows in [first, end), picked through the (created_at, id) index and deleted by
- * ctid (a TID scan, no join back through the primary key: ../shared/research/perf-limits.md §7), their sums
- * subtracted from every rollup in the same statement. Returns the rows deleted and the newest.
+ * Up to `batchSize` rows in [first, end) of `table` (as for deleteUnitStatement), picked through
+ * the (created_at, id) index and deleted by ctid (a TID scan, no join back through the primary key:
+ * ../shared/research/perf-limits.md §7), their sums subtracted from every rollup in the same
+ * statement. Returns the rows deleted and the newest.
  */
-export function deleteRowsStatement (first: number, end: number, batchSize: number): RawBuilder<{ n: string, last: string | null }> {
+export function deleteRowsStatement (first: number, end: number, batchSize: number, table = 'logs'): RawBuilder<{ n: string, last: string | null }> {
   return sql<{ n: string, last: string | null }>`
     with victims as materialized (
-      select ctid from logs where created_at >= ${first} and created_at < ${end}
+      select ctid from ${sql.table(table)} where created_at >= ${first} and created_at < ${end}
       order by created_at limit ${batchSize}
     ), gone as (
-      -- A ctid is unique within one table only: on the partitioned layout the range keeps the
-      -- delete to the one partition that holds [first, end) (a batch never spans two).
-      delete from logs where ctid = any(array(select ctid from victims))
+      -- A ctid is unique within one table only: where logs is partitioned and the statement names
+      -- it, the range keeps the delete to the one partition that holds [first, end).
+      delete from ${sql.table(table)} where ctid = any(array(select ctid from victims))
         and created_at >= ${first} and created_at < ${end}
       returning user_id, created_at, type, quota, prompt_tokens, completion_tokens
     ), moved as (
