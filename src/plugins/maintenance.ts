@@ -87,9 +87,15 @@ export interface Maintenance {
   /**
    * Deletes history below `before` (unix seconds) in batches, one purge at a time across every
    * instance; null when another holds the lock. Throws PurgeStoppedError when shutdown stopped it
-   * at a batch boundary. A purge that deleted rows leaves a VACUUM of logs running behind it.
+   * at a batch boundary. A purge that deleted rows leaves a VACUUM of logs running behind it, and
+   * the DROPs of the partitions it detached (see reclaimed).
    */
   purge: (db: Kysely<Database>, before: number, request: PurgeRequest) => Promise<number | null>
+  /**
+   * Settles once the DROPs of the partitions purges detached have ended: they run after a purge
+   * answers, as its VACUUM does, and one that fails is logged and left to the next purge.
+   */
+  reclaimed: () => Promise<void>
   /** aborted as the service starts to close: long work stops at its next safe point */
   closing: AbortSignal
   status: () => MaintenanceStatus
@@ -222,6 +228,16 @@ export default fp<MaintenancePluginOptions>(async function maintenancePlugin (ap
   const closing = new AbortController()
   const purge: MaintenanceStatus['purge'] = { running: false, source: null, runs: 0, interrupted: 0, rowsDeleted: 0, currentRowsDeleted: 0, lastEndedAt: null }
 
+  // The DROPs each purge leaves behind (its rows are gone already), until they end.
+  const reclaiming = new Set<Promise<void>>()
+  const reclaim = (drops: Promise<void>) => {
+    const tracked: Promise<void> = drops
+      .catch((err: unknown) => { app.log.warn({ err }, 'dropping a partition the purge detached failed: the next purge drops it') })
+      .finally(() => reclaiming.delete(tracked))
+    reclaiming.add(tracked)
+  }
+  const reclaimed = async () => { await Promise.all([...reclaiming]) }
+
   const vacuumLogs = () => {
     vacuum.start(async () => {
       runningVacuum = vacuumLogsInBackground(app.maintenanceDb)
@@ -236,6 +252,7 @@ export default fp<MaintenancePluginOptions>(async function maintenancePlugin (ap
 
   app.decorate('maintenance', {
     vacuumLogs,
+    reclaimed,
     closing: closing.signal,
     async purge (db, before, request) {
       let deleted: number | null = 0
@@ -244,6 +261,7 @@ export default fp<MaintenancePluginOptions>(async function maintenancePlugin (ap
           before,
           ...opts.purge,
           signal: closing.signal,
+          reclaim,
           onBatch (n, total) {
             // Set only once the lock is held: another instance's purge is not this one's.
             purge.running = true
@@ -316,6 +334,7 @@ export default fp<MaintenancePluginOptions>(async function maintenancePlugin (ap
     await fold.current()
     await retention.current()
     await upkeep.current()
+    await reclaimed()
     // Shutdown does not wait for a long vacuum: it is cancelled (a VACUUM stops cleanly) and
     // autovacuum, or the next purge, does the rest.
     const running = runningVacuum

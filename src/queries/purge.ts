@@ -25,9 +25,6 @@ const UNIT_RETRIES = 5
 const DETACH_LOCK_TIMEOUT = '500ms'
 const DETACH_ATTEMPTS = 3
 
-/** How many DROPs of detached partitions run at once, each on a connection of its own. */
-const DROP_LANES = 2
-
 /** What a partition is renamed to in the transaction that detaches it, until it is dropped. */
 export const PURGED_PREFIX = 'purged_'
 
@@ -44,6 +41,12 @@ export interface PurgeOptions {
   onBatch?: (deleted: number, total: number) => void
   /** checked between batches: once aborted, the purge stops at the next batch boundary */
   signal?: AbortSignal
+  /**
+   * Takes the DROPs of the partitions the purge detached, which start once its rows are gone: the
+   * purge then answers without waiting for them, as it does not wait for the VACUUM that gives
+   * the plain table's space back. Unset, the purge waits for them (and fails if one does).
+   */
+  reclaim?: (drops: Promise<void>) => void
 }
 
 /**
@@ -82,29 +85,38 @@ interface Deleted { n: number, last: number | null }
  * deleted, or null when another purge holds the lock.
  */
 export async function purgeLogsBefore (db: Kysely<Database>, opts: PurgeOptions): Promise<number | null> {
-  // Planned per call: the table shrinks by millions of rows as the purge goes.
-  return await db.withPlugin(plannedPerCall).connection().execute(async (conn) => {
-    const { rows } = await sql<{ locked: boolean }>`select pg_try_advisory_lock(${lockKey}) as locked`.execute(conn)
-    if (rows[0]?.locked !== true) return null
-    try {
-      // A batch is bounded by unitMaxRows, not by the service's statement timeout. The stat
-      // triggers are off for this session: each batch adjusts the rollups itself.
-      await sql`set statement_timeout = 0`.execute(conn)
-      await sql`set log_service.stat_capture = off`.execute(conn)
-      const drops = new DropQueue(db)
-      const total = await runBatches(conn, drops, opts).catch(async (err: unknown) => {
-        await drops.finish().catch(() => {})
-        throw err
-      })
-      // Every DROP has ended before the purge answers: the disk space is back when it says done.
-      await drops.finish()
-      return total
-    } finally {
-      await sql`reset log_service.stat_capture`.execute(conn)
-      await sql`reset statement_timeout`.execute(conn)
-      await sql`select pg_advisory_unlock(${lockKey})`.execute(conn)
-    }
-  })
+  const drops = new DropQueue(db)
+  let total: number | null
+  try {
+    // Planned per call: the table shrinks by millions of rows as the purge goes.
+    total = await db.withPlugin(plannedPerCall).connection().execute(async (conn) => {
+      const { rows } = await sql<{ locked: boolean }>`select pg_try_advisory_lock(${lockKey}) as locked`.execute(conn)
+      if (rows[0]?.locked !== true) return null
+      try {
+        // A batch is bounded by unitMaxRows, not by the service's statement timeout. The stat
+        // triggers are off for this session: each batch adjusts the rollups itself.
+        await sql`set statement_timeout = 0`.execute(conn)
+        await sql`set log_service.stat_capture = off`.execute(conn)
+        return await runBatches(conn, drops, opts)
+      } finally {
+        await sql`reset log_service.stat_capture`.execute(conn)
+        await sql`reset statement_timeout`.execute(conn)
+        await sql`select pg_advisory_unlock(${lockKey})`.execute(conn)
+      }
+    })
+  } catch (err) {
+    // What was detached before the failure is dropped all the same.
+    await reclaim().catch(() => {})
+    throw err
+  }
+  await reclaim()
+  return total
+
+  async function reclaim (): Promise<void> {
+    const dropped = drops.run()
+    if (opts.reclaim === undefined) await dropped
+    else opts.reclaim(dropped)
+  }
 }
 
 async function runBatches (conn: Conn, drops: DropQueue, opts: PurgeOptions): Promise<number> {
@@ -270,7 +282,7 @@ async function dropPurgedLeftovers (conn: Conn): Promise<void> {
     select relname as name from pg_class
      where relnamespace = current_schema()::regnamespace and relkind = 'r' and not relispartition
        and (starts_with(relname, ${PURGED_PREFIX + 'logs_p'}) or starts_with(relname, ${PURGED_PREFIX + rollupPartitionName('logs_p')}))`.execute(conn)
-  for (const { name } of rows) await sql`drop table ${sql.table(name)}`.execute(conn)
+  for (const { name } of rows) await sql`drop table if exists ${sql.table(name)}`.execute(conn)
 }
 
 interface Droppable extends Partition {
@@ -322,37 +334,29 @@ async function dropPartition (conn: Conn, drops: DropQueue, p: Droppable): Promi
 }
 
 /**
- * The DROPs of detached partitions, on connections of their own while the purge goes on with the
- * next partition. Not in the detach's transaction: PostgreSQL unlinks a dropped table's files at
- * commit, before it lets go of the transaction's locks, so a DROP there held every reader and
- * writer of logs for 180–500 ms a partition at 10M rows, where the detach alone holds them for
- * milliseconds (bench/RESULTS.md, run R). Detached, the table is nobody's: dropping it locks only
- * itself. Two at a time: one after another, the DROPs (70–90 ms a day's partition, mostly the
- * kernel freeing its files) outlasted the rest of the purge (run T).
+ * The DROPs of the partitions a purge detached, one after another on a connection of their own,
+ * once the purge's batches are done. Not in the detach's transaction: PostgreSQL unlinks a dropped
+ * table's files at commit, before it lets go of the transaction's locks, so a DROP there held every
+ * reader and writer of logs for 180–500 ms a partition at 10M rows, where the detach alone holds
+ * them for milliseconds (bench/RESULTS.md, run R). Not beside the batches either: the unlinks
+ * (70–150 ms a day's partition, mostly the kernel freeing its files) slowed the boundary day's
+ * statement by half and the detaches' commits, which readers of logs wait for (run T). Detached,
+ * a table is nobody's: dropping it locks only itself, and the purge's lock need not be held for
+ * it. IF EXISTS: the next purge may already be dropping it as a leftover.
  */
 class DropQueue {
-  readonly #lanes: Array<Promise<void>> = Array.from({ length: DROP_LANES }, async () => {})
-  #added = 0
-  #error: unknown = undefined
+  readonly #tables: string[] = []
 
   constructor (private readonly db: Kysely<Database>) {}
 
-  /** One detached partition's tables (logs' and the rollup's), dropped in turn on one connection. */
+  /** One detached partition's tables (logs' and the rollup's). */
   add (tables: readonly string[]): void {
-    const lane = this.#added++ % DROP_LANES
-    this.#lanes[lane] = this.#lanes[lane]!
-      .then(async () => {
-        for (const table of tables) {
-          if (this.#error === undefined) await sql`drop table ${sql.table(table)}`.execute(this.db)
-        }
-      })
-      .catch((err: unknown) => { this.#error ??= err })
+    this.#tables.push(...tables)
   }
 
-  /** Waits for every DROP; throws the first that failed (the table stays for the next purge to drop). */
-  async finish (): Promise<void> {
-    await Promise.all(this.#lanes)
-    if (this.#error !== undefined) throw this.#error
+  /** Drops every table added; stops at the first that fails (it stays for the next purge to drop). */
+  async run (): Promise<void> {
+    for (const table of this.#tables) await sql`drop table if exists ${sql.table(table)}`.execute(this.db)
   }
 }
 
