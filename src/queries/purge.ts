@@ -215,7 +215,7 @@ async function nextBatch (conn: Conn, from: number | null, opts: PurgeOptions): 
  * The table a batch over [start, end) deletes from: the range partition of logs holding all of it,
  * else logs. Named directly, a partition spares the statement logs' own statement-level trigger,
  * whose transition table (every deleted row, written to a temporary file) this session does not
- * use: a third of the boundary day's statement at 10M rows (bench/RESULTS.md, run T). Never the
+ * use: a quarter of the boundary day's statement at 10M rows (bench/RESULTS.md, run T). Never the
  * default partition: upkeep moves rows out of it into a new period's partition while a purge runs,
  * and the rollups' share of the batch is taken whatever table its rows are in. The range
  * partitions stay as they were read: only a purge detaches them, and one purge runs at a time.
