@@ -83,7 +83,11 @@ t.test('SIGTERM with a slow request and a purge in flight: the request completes
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const pgPort = await freePort()
   const token = 'shutdown-test-root-token-0001'
-  // Row by row in small batches, so that the purge is long and has many boundaries.
+  // Row by row in small batches, so that the purge is long and has many boundaries: 4,000 rows one
+  // second apart, a purge toward the 3,000th, which waits on the 2,000th.
+  const ROWS = 4000
+  const LOCKED = 2000
+  const TARGET = 3000
   const env = { PORT: '0', EMBEDDED_PG_DIR: path.join(dir, 'pg'), EMBEDDED_PG_PORT: String(pgPort), ROOT_ACCESS_TOKEN: token, PURGE_BATCH_SIZE: '50', PURGE_UNIT_MAX_ROWS: '0', AUTH_CACHE_TTL_MS: '0', LOG_LEVEL: 'info', STAT_FOLD_INTERVAL_MS: '0' }
   const headers = { authorization: `Bearer ${token}`, 'new-api-user': '1' }
   const first = await startServer(env, /Server listening at|Error/)
@@ -96,7 +100,7 @@ t.test('SIGTERM with a slow request and a purge in flight: the request completes
   db.on('error', () => {})
   await db.connect()
   const T = 1_700_000_000
-  await db.query(`insert into logs (user_id, created_at, type, quota) select 1, ${T} + i, 2, 1 from generate_series(0, 39999) i`)
+  await db.query(`insert into logs (user_id, created_at, type, quota) select 1, ${T} + i, 2, 1 from generate_series(0, ${ROWS - 1}) i`)
 
   // Held by this test: a row in the middle of the purge's range, then the users table, which the
   // slow request's user lookup reads. Both requests end up waiting in the database. Watched from
@@ -116,8 +120,8 @@ t.test('SIGTERM with a slow request and a purge in flight: the request completes
     return waiting
   }
   await db.query('begin')
-  await db.query(`select id from logs where created_at = ${T + 20_000} for update`)
-  const purge = fetch(`${address}/api/log/?target_timestamp=${T + 30_000}`, { method: 'DELETE', headers })
+  await db.query(`select id from logs where created_at = ${T + LOCKED} for update`)
+  const purge = fetch(`${address}/api/log/?target_timestamp=${T + TARGET}`, { method: 'DELETE', headers })
   t.equal(await waitingInDatabase(1), 1, 'the purge is waiting on the locked row')
   await db.query('lock table users in access exclusive mode')
   const slow = fetch(`${address}/api/log/self`, { headers })
@@ -134,7 +138,7 @@ t.test('SIGTERM with a slow request and a purge in flight: the request completes
   const purgeBody = await purged.json() as { code: string, message: string }
   t.match(purgeBody, { success: false, code: 'LOG_SHUTTING_DOWN', message: /stopped at a batch boundary after deleting [0-9]+ rows; run it again to finish/ })
   const deleted = Number(/after deleting ([0-9]+) rows/.exec(purgeBody.message)?.[1])
-  t.ok(deleted > 20_000 && deleted < 30_000 && deleted % 50 === 0, `it stopped at the boundary after the batch that waited (${deleted} rows)`)
+  t.ok(deleted > LOCKED && deleted < TARGET && deleted % 50 === 0, `it stopped at the boundary after the batch that waited (${deleted} rows)`)
   const answered = await slow
   t.equal(answered.status, 200, 'the slow request completed')
   t.match(await answered.json(), { success: true })
@@ -151,13 +155,13 @@ t.test('SIGTERM with a slow request and a purge in flight: the request completes
   const check = new pg.Client({ connectionString: `postgres://postgres:postgres@127.0.0.1:${pgPort}/logs` })
   await check.connect()
   const { rows: [stopped] } = await check.query<{ n: string }>('select count(*) as n from logs')
-  t.equal(Number(stopped?.n), 40_000 - deleted, 'exactly the rows the stopped purge reported are gone')
-  const rerun = await fetch(`${again}/api/log/?target_timestamp=${T + 30_000}`, { method: 'DELETE', headers })
+  t.equal(Number(stopped?.n), ROWS - deleted, 'exactly the rows the stopped purge reported are gone')
+  const rerun = await fetch(`${again}/api/log/?target_timestamp=${T + TARGET}`, { method: 'DELETE', headers })
   t.equal(rerun.status, 200)
-  t.match(await rerun.json(), { success: true, data: 30_000 - deleted }, 'the re-run deletes the rest')
+  t.match(await rerun.json(), { success: true, data: TARGET - deleted }, 'the re-run deletes the rest')
   const { rows: [left] } = await check.query<{ n: string, min: string }>('select count(*) as n, min(created_at) as min from logs')
   await check.end()
-  t.strictSame({ n: Number(left?.n), min: Number(left?.min) }, { n: 10_000, min: T + 30_000 }, 'exactly the rows below the target are gone')
+  t.strictSame({ n: Number(left?.n), min: Number(left?.min) }, { n: ROWS - TARGET, min: T + TARGET }, 'exactly the rows below the target are gone')
   t.equal(await second.stop(), 0)
 })
 

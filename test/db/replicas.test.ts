@@ -269,6 +269,9 @@ t.test('a primary and a streaming replica', async (t) => {
     await until(pair.replica.url, "select exists (select 1 from pg_stat_activity where application_name = 'log-service-replica-0' and wait_event_type = 'Lock') as ok", 'the page waits on the replica')
     await onLogs.query('begin')
     await onLogs.query('lock table logs in access exclusive mode')
+    // Another commit flushes the WAL that holds the lock, and so sends it to the replica (else it
+    // waits there, unsent, for the next background flush: up to the 15 s of a standby snapshot).
+    await sql`select pg_current_xact_id()`.execute(primaryDb)
     // On the primary, the page run again waits behind both locks: released, it answers (an answer
     // before that is the cancelled statement's).
     await Promise.race([

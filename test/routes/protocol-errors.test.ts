@@ -5,13 +5,32 @@ import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import { buildTestApp } from '../helpers/app.js'
 
-/** Sends `raw` on a new connection and reads until the server closes it (or 5 s pass). */
+/** Whether `data` holds a whole response: its head, then Content-Length bytes or the last chunk. */
+function responseComplete (data: string): boolean {
+  const end = data.indexOf('\r\n\r\n')
+  if (end === -1) return false
+  const head = data.slice(0, end)
+  const body = data.slice(end + 4)
+  const length = /\r\ncontent-length: *([0-9]+)/i.exec(head)
+  if (length !== null) return body.length >= Number(length[1])
+  if (/\r\ntransfer-encoding: *chunked/i.test(head)) return body.endsWith('0\r\n\r\n')
+  return false
+}
+
+/**
+ * Sends `raw` on a new connection and reads until the server closes it (or 5 s pass). Once a whole
+ * response is in, this side ends the connection: a server that keeps it alive then closes it
+ * instead of waiting out the 5 s, and whatever it sends before closing is still read.
+ */
 async function rawRequest (port: number, raw: string | Buffer): Promise<string> {
   return await new Promise((resolve, reject) => {
     const socket = connect(port, '127.0.0.1')
     let data = ''
     socket.setTimeout(5000, () => { socket.destroy(); resolve(data) })
-    socket.on('data', (chunk) => { data += chunk.toString('latin1') })
+    socket.on('data', (chunk) => {
+      data += chunk.toString('latin1')
+      if (responseComplete(data)) socket.end()
+    })
     socket.on('end', () => { resolve(data) })
     socket.on('close', () => { resolve(data) })
     socket.on('error', (err: NodeJS.ErrnoException) => { if (err.code === 'ECONNRESET' && data !== '') resolve(data); else reject(err) })
