@@ -45,8 +45,8 @@ function rollupPart (r: Rollup, start: number, end: number): RawBuilder<unknown>
  * Every row of the unit [start, end) in `table` (logs, or the one partition of logs holding the
  * unit), and the unit's rows in every rollup and in the pending deltas, in one statement: run in a
  * repeatable-read transaction, all of it is one snapshot, in which a unit's rollup rows plus its
- * deltas equalled its rows, which is how many it reports deleted (the DELETE returns none: a
- * RETURNING list of a day's rows was written to a temporary file to be counted).
+ * deltas equalled its rows, which is how many it reports deleted (the DELETE returns none:
+ * counting its RETURNING rows was a seventh of a day's statement, bench/RESULTS.md run T).
  */
 export function deleteUnitStatement (start: number, end: number, table = 'logs'): RawBuilder<{ n: string }> {
   return unitStatement(start, end,
